@@ -1,0 +1,86 @@
+"""The dalle-queue server: a Flask app over a SQL job queue (shared/API.md is its contract).
+
+`create_app(settings)` builds everything (STYLE 19); `dalleq serve` runs it under waitress.
+"""
+
+import dataclasses
+import os
+import secrets
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from flask import Flask
+
+from .config import Settings, load_settings
+
+__all__ = ["create_app", "Settings", "load_settings"]
+
+SESSION_DAYS = 90
+SECRET_KEY_FILE = ".secret_key"
+
+
+def templates_dir() -> str:
+    """templates/ beside the package in a checkout, or the copy a wheel installs under share/."""
+    in_checkout = Path(__file__).resolve().parent.parent / "templates"
+    if in_checkout.is_dir():
+        return str(in_checkout)
+    return str(Path(sys.prefix) / "share" / "dalle-queue" / "templates")
+
+
+def secret_key(settings: Settings) -> str:
+    """The session-signing key: the setting, or one made once and kept in the data dir."""
+    if settings.secret_key:
+        return settings.secret_key
+    path = Path(settings.data_dir).expanduser() / SECRET_KEY_FILE
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(key)
+    return key
+
+
+@dataclasses.dataclass
+class Services:
+    """What the views share: the engine, the queue's verbs, the reads and the file store."""
+
+    engine: object
+    queue: object
+    catalog: object
+    storage: object
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    from . import api_jobs, api_worker, auth, db, error_pages, files, pages
+    from .catalog import Catalog
+    from .queue import JobQueue
+    from .storage import Storage
+
+    settings = settings or load_settings()
+    app = Flask(__name__, template_folder=templates_dir(), static_folder="static")
+    app.config.update(
+        DALLEQ=settings,
+        SECRET_KEY=secret_key(settings),
+        MAX_CONTENT_LENGTH=settings.max_upload_mb * 2**20,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(days=SESSION_DAYS),
+        JSON_SORT_KEYS=False,
+    )
+    app.json.sort_keys = False
+    engine = db.make_engine(settings.database_url)
+    db.upgrade(engine)
+    app.extensions["dalleq"] = Services(
+        engine=engine,
+        queue=JobQueue(engine, settings),
+        catalog=Catalog(engine),
+        storage=Storage(settings.data_dir),
+    )
+    app.jinja_env.globals["csrf_token"] = auth.csrf_token
+    error_pages.init_app(app)
+    for blueprint in (api_jobs.bp, api_worker.bp, files.bp, pages.bp):
+        app.register_blueprint(blueprint)
+    return app

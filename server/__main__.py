@@ -1,0 +1,5 @@
+"""`python -m server` is `dalleq`."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,92 @@
+"""The people's API, /api/v1/jobs (shared/API.md, "For people"). The phone page uses it too."""
+
+import json
+
+from flask import Blueprint, current_app, jsonify, request
+
+from . import auth, defaults, validation
+from .errors import InvalidInput
+from .models import JobStatus
+from .serialize import job_json
+
+bp = Blueprint("api_jobs", __name__, url_prefix="/api/v1/jobs")
+
+
+@bp.before_request
+def guard():
+    auth.require_login()
+    auth.check_api_csrf()
+
+
+def json_body() -> dict:
+    """The request's JSON object; {} for an empty body; InvalidInput for anything else."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("the request body is not valid JSON", code="invalid_json") from None
+    return validation.require_object(body)
+
+
+def services():
+    return current_app.extensions["dalleq"]
+
+
+def render(job: dict, status: int = 200):
+    return jsonify(job_json(job, request.script_root)), status
+
+
+@bp.post("")
+def submit():
+    fields = validation.new_job_fields(json_body(), current_app.config["DALLEQ"].default_model)
+    return render(services().catalog.with_position(services().queue.submit(fields)), 201)
+
+
+@bp.get("/<job_id>")
+def get(job_id):
+    services().queue.expire_if_due()
+    return render(services().catalog.get(job_id))
+
+
+@bp.get("")
+def listing():
+    args = request.args
+    statuses = [s.strip() for s in args.get("status", "").split(",") if s.strip()]
+    known = {status.value for status in JobStatus}
+    unknown = [s for s in statuses if s not in known]
+    if unknown:
+        raise InvalidInput(
+            f"unknown status {unknown[0]!r}; use {', '.join(sorted(known))}", code="invalid_status"
+        )
+    limit = validation.as_int(
+        dict(args), "limit", 1, defaults.LIST_LIMIT_MAX, defaults.LIST_LIMIT_DEFAULT
+    )
+    services().queue.expire_if_due()
+    rows, next_cursor = services().catalog.page(
+        statuses=statuses, query=args.get("q", ""), limit=limit, cursor=args.get("cursor") or None
+    )
+    root = request.script_root
+    return jsonify({"jobs": [job_json(row, root) for row in rows], "next_cursor": next_cursor})
+
+
+@bp.post("/<job_id>/rerun")
+def rerun(job_id):
+    body = json_body()
+    parent = services().catalog.get(job_id)
+    fields = validation.rerun_fields(body, parent)
+    job = services().queue.submit(fields, parent_id=parent["id"])
+    return render(services().catalog.with_position(job), 201)
+
+
+@bp.post("/<job_id>/cancel")
+def cancel(job_id):
+    return render(services().queue.cancel(job_id))
+
+
+@bp.delete("/<job_id>")
+def delete(job_id):
+    files_dir = services().queue.delete(job_id)
+    services().storage.remove(files_dir)
+    return "", 204

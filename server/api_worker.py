@@ -1,0 +1,141 @@
+"""The worker API, /api/v1/worker (shared/API.md, "For workers"): claim, heartbeat, result, fail.
+
+Every call needs the bearer token. Leases make late or duplicate workers harmless: each verb in
+server/queue.py checks the lease in its WHERE clause and answers 409 when it is not current.
+"""
+
+import json
+import time
+
+from flask import Blueprint, current_app, jsonify, request
+
+from . import auth, defaults, validation
+from .api_jobs import json_body, services
+from .clock import iso
+from .errors import InvalidInput
+from .images import check_png
+from .serialize import job_json
+
+bp = Blueprint("api_worker", __name__, url_prefix="/api/v1/worker")
+
+
+@bp.before_request
+def guard():
+    auth.require_worker_token()
+
+
+def claimed_json(job: dict) -> dict:
+    return {
+        "job": job_json(dict(job, position=None), request.script_root),
+        "lease": job["lease"],
+        "lease_expires_at": iso(job["lease_expires_at"]),
+    }
+
+
+@bp.post("/claim")
+def claim():
+    body = json_body()
+    worker = validation.worker_name(body)
+    models = validation.model_list(body)
+    max_jobs = validation.as_int(body, "max_jobs", 1, defaults.CLAIM_MAX_JOBS, 1)
+    wait_seconds = validation.as_float(body, "wait", 0.0)
+    if not 0 <= wait_seconds <= defaults.CLAIM_MAX_WAIT_SECONDS:
+        raise InvalidInput(
+            f"wait must be from 0 to {defaults.CLAIM_MAX_WAIT_SECONDS} seconds", code="invalid_wait"
+        )
+    queue = services().queue
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        claimed = queue.claim(worker, models, max_jobs)
+        remaining = deadline - time.monotonic()
+        if claimed or remaining <= 0:
+            break
+        with queue.job_submitted:
+            queue.job_submitted.wait(min(remaining, defaults.CLAIM_RECHECK_SECONDS))
+    if not claimed:
+        return "", 204
+    return jsonify({"jobs": [claimed_json(job) for job in claimed]})
+
+
+@bp.post("/jobs/<job_id>/heartbeat")
+def heartbeat(job_id):
+    body = json_body()
+    job = services().queue.heartbeat(
+        job_id, validation.lease_from(body), validation.progress_from(body)
+    )
+    return jsonify(
+        {
+            "lease_expires_at": iso(job["lease_expires_at"]),
+            "cancel_requested": bool(job["cancel_requested"]),
+        }
+    )
+
+
+@bp.post("/jobs/<job_id>/fail")
+def fail(job_id):
+    body = json_body()
+    job = services().queue.fail(
+        job_id,
+        validation.lease_from(body),
+        validation.error_text(body),
+        validation.retryable_flag(body),
+    )
+    return jsonify(job_json(job, request.script_root))
+
+
+def _meta_from_form() -> dict | None:
+    raw = request.form.get("meta")
+    if raw is None or raw == "":
+        return None
+    if len(raw) > defaults.META_MAX_BYTES:
+        raise InvalidInput(
+            f"meta must be at most {defaults.META_MAX_BYTES} bytes", code="invalid_meta"
+        )
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        raise InvalidInput("meta is not valid JSON", code="invalid_meta") from None
+    if not isinstance(meta, dict):
+        raise InvalidInput("meta must be a JSON object", code="invalid_meta")
+    return meta
+
+
+def _read_upload(name: str) -> bytes:
+    upload = request.files.get(name)
+    if upload is None:
+        raise InvalidInput(f"{name} (a PNG file) is missing", code="missing_image")
+    return upload.read()
+
+
+@bp.post("/jobs/<job_id>/result")
+def result(job_id):
+    lease = validation.lease_from(request.form)
+    queue, storage = services().queue, services().storage
+    already = queue.finished_state(job_id, lease)
+    if already is not None:
+        return jsonify(job_json(already, request.script_root))
+    job = services().catalog.get(job_id)
+    tile_count = job["grid"] ** 2
+    expected = {"lease", "meta", "grid"} | {f"image_{i}" for i in range(tile_count)}
+    extra = sorted(set(request.files) - expected)
+    if extra:
+        raise InvalidInput(
+            f"unexpected file {extra[0]}: a grid of {job['grid']} takes image_0..image_"
+            f"{tile_count - 1}",
+            code="unexpected_image",
+        )
+    meta = _meta_from_form()
+    grid_png = _read_upload("grid")
+    tile_pngs = [_read_upload(f"image_{i}") for i in range(tile_count)]
+    side = defaults.TILE_PIXELS
+    sizes = [check_png(grid_png, "grid", side * job["grid"])]
+    sizes += [check_png(png, f"image_{i}", side) for i, png in enumerate(tile_pngs)]
+    files_dir, image_rows = storage.save_result(job, grid_png, tile_pngs, sizes)
+    try:
+        finished, changed = queue.finish(job_id, lease, files_dir, image_rows, meta)
+    except Exception:
+        storage.remove(files_dir)
+        raise
+    if not changed:
+        storage.remove(files_dir)
+    return jsonify(job_json(finished, request.script_root))

@@ -1,0 +1,115 @@
+"""`dalleq`: the one command (STYLE 28). Every option has a DALLEQ_* twin; --help is the reference."""
+
+import logging
+import sys
+
+import click
+
+from . import defaults
+from .errors import ConfigError
+
+
+def database_url(value: str | None) -> str | None:
+    """--db takes a SQLAlchemy URL or a plain path to a SQLite file."""
+    if value is None or "://" in value:
+        return value
+    return f"sqlite:///{value}"
+
+
+def settings_options(command):
+    """The server settings as flags, each with its DALLEQ_* variable."""
+    options = [
+        click.option("--db", "db", envvar="DALLEQ_DATABASE_URL", metavar="URL|PATH",
+                     help="SQLAlchemy URL or SQLite file.  [default: sqlite:///./queue.db]"),
+        click.option("--data", "data", envvar="DALLEQ_DATA_DIR", metavar="DIR",
+                     help="Folder for images and thumbnails.  [default: ./data]"),
+        click.option("--worker-token", envvar="DALLEQ_WORKER_TOKEN",
+                     help="Token workers must present; worker endpoints are off while unset."),
+        click.option("--password", envvar="DALLEQ_PASSWORD",
+                     help="Optional password for the pages and the people's API."),
+        click.option("--lease-seconds", type=int, envvar="DALLEQ_LEASE_SECONDS",
+                     help=f"Lease length; heartbeats extend it.  [default: {defaults.LEASE_SECONDS}]"),
+        click.option("--max-attempts", type=int, envvar="DALLEQ_MAX_ATTEMPTS",
+                     help=f"Attempts before a job fails.  [default: {defaults.MAX_ATTEMPTS}]"),
+        click.option("--max-upload-mb", type=int, envvar="DALLEQ_MAX_UPLOAD_MB",
+                     help=f"Cap on one result upload.  [default: {defaults.MAX_UPLOAD_MB}]"),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def build_settings(db, data, worker_token, password, lease_seconds, max_attempts, max_upload_mb):
+    from .config import load_settings
+
+    try:
+        return load_settings(
+            database_url=database_url(db),
+            data_dir=data,
+            worker_token=worker_token,
+            password=password,
+            lease_seconds=lease_seconds,
+            max_attempts=max_attempts,
+            max_upload_mb=max_upload_mb,
+        )
+    except ConfigError as error:
+        raise click.UsageError(str(error)) from None
+
+
+def configure_logging(level=logging.INFO) -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+@click.group()
+@click.version_option(package_name="dalle-queue")
+def main():
+    """dalle-queue: a phone-first prompt queue for a home GPU."""
+
+
+@main.command()
+@click.option("--host", default=defaults.HOST, envvar="DALLEQ_HOST", show_default=True,
+              help="Address to bind; use 0.0.0.0 or a tailnet address to reach it from a phone.")
+@click.option("--port", default=defaults.PORT, type=int, envvar="DALLEQ_PORT", show_default=True,
+              help="Port to listen on; 0 picks a free one.")
+@click.option("--threads", default=defaults.THREADS, type=int, envvar="DALLEQ_THREADS",
+              show_default=True, help="WSGI threads (each long-polling worker holds one).")
+@settings_options
+def serve(host, port, threads, **settings_flags):
+    """Run the queue server under a production WSGI server (waitress)."""
+    from .serving import run_server
+
+    configure_logging()
+    run_server(build_settings(**settings_flags), host=host, port=port, threads=threads)
+
+
+@main.group()
+def db():
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@settings_options
+def db_upgrade(**settings_flags):
+    """Migrate the database to the current schema, keeping every job."""
+    from . import db as database
+
+    settings = build_settings(**settings_flags)
+    engine = database.make_engine(settings.database_url)
+    database.upgrade(engine)
+    click.echo(f"{settings.database_url} is at revision {database.current_revision(engine)}")
+
+
+@db.command("example")
+@click.argument("path", type=click.Path(dir_okay=False), default="queue.db.example")
+def db_example(path):
+    """Write PATH (default queue.db.example): the current schema with a few example jobs."""
+    from .example_db import write_example
+
+    write_example(path)
+    click.echo(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

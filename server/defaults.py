@@ -1,0 +1,36 @@
+"""Every default and limit of the server in one place (shared/API.md, "Configuration" and bodies)."""
+
+DATABASE_URL = "sqlite:///./queue.db"
+DATA_DIR = "./data"
+LEASE_SECONDS = 120
+MAX_ATTEMPTS = 3
+MAX_UPLOAD_MB = 64
+HOST = "127.0.0.1"
+PORT = 8000
+THREADS = 32  # long-polling workers each hold one WSGI thread for up to CLAIM_MAX_WAIT_SECONDS
+DEFAULT_MODEL = "mini"
+
+# Job fields (shared/API.md, POST /api/v1/jobs).
+PROMPT_MAX_CHARS = 500
+SEED_MAX = 2**31 - 1
+GRID_MIN, GRID_MAX, GRID_DEFAULT = 1, 4, 3
+TEMPERATURE_DEFAULT, TEMPERATURE_MAX = 1.0, 5.0
+TOP_K_DEFAULT, TOP_K_MAX = 50, 16384
+TOP_P_DEFAULT = None
+CONDITION_SCALE_DEFAULT, CONDITION_SCALE_MIN, CONDITION_SCALE_MAX = 10.0, 1.0, 50.0
+MODEL_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+
+# Listing and claiming.
+LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX = 50, 100
+CLAIM_MAX_WAIT_SECONDS = 30
+CLAIM_MAX_JOBS = 64
+CLAIM_RECHECK_SECONDS = 1.0  # long polls re-check the table this often (other processes submit too)
+EXPIRE_EVERY_SECONDS = 1.0  # lease expiry runs at most this often per process
+
+# Results: DALL-E Mini's VQGAN decodes 16x16 codes at f16 into 256x256 tiles.
+TILE_PIXELS = 256
+THUMB_PIXELS = 384
+THUMB_QUALITY = 70
+META_MAX_BYTES = 16 * 1024
+ERROR_MAX_CHARS = 2000
+WORKER_NAME_MAX_CHARS = 100

@@ -1,0 +1,52 @@
+"""The errors a request can cause, each with its HTTP status and machine code (shared/API.md).
+
+Views raise these; one handler in server/error_pages.py turns them into JSON under /api/ and a
+readable page elsewhere, so no user-caused error ever reaches the client as a 500.
+"""
+
+
+class DalleqError(Exception):
+    """A user-caused error with an HTTP status, a machine code and a human sentence."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message, *, code=None, status=None):
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        if status:
+            self.status = status
+
+
+class InvalidInput(DalleqError):
+    status, code = 400, "invalid_input"
+
+
+class Unauthorized(DalleqError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(DalleqError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(DalleqError):
+    status, code = 404, "not_found"
+
+
+class Conflict(DalleqError):
+    status, code = 409, "conflict"
+
+
+class StaleLease(Conflict):
+    code = "stale_lease"
+
+
+class TooLarge(DalleqError):
+    status, code = 413, "too_large"
+
+
+class ConfigError(ValueError):
+    """A setting (flag or DALLEQ_* variable) that cannot be used; raised before the server starts."""

@@ -1,0 +1,98 @@
+"""Checking uploaded PNGs, stamping them with the job's metadata, and making gallery thumbnails.
+
+An upload is accepted only when it is a PNG that decodes completely at exactly the size the job's
+grid implies: the header is read before any pixels, so a decompression bomb is refused unread.
+Metadata goes into iTXt chunks inserted before the image data, without re-encoding the pixels, so
+every file a person downloads carries its prompt, seed, model and params (readable by any PNG tool).
+"""
+
+import io
+import json
+import struct
+import warnings
+import zlib
+
+from PIL import Image
+
+from . import defaults
+from .errors import InvalidInput
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+TEXT_CHUNK_TYPES = (b"tEXt", b"iTXt", b"zTXt")
+
+
+def check_png(data: bytes, name: str, expected_side_pixels: int) -> tuple[int, int]:
+    """Raise InvalidInput unless `data` is a complete PNG of side x side pixels; returns its size."""
+    if not data.startswith(PNG_SIGNATURE):
+        raise InvalidInput(f"{name} is not a PNG file", code="invalid_image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
+                size = image.size
+                if size != (expected_side_pixels, expected_side_pixels):
+                    raise InvalidInput(
+                        f"{name} is {size[0]}x{size[1]} pixels; expected "
+                        f"{expected_side_pixels}x{expected_side_pixels}",
+                        code="invalid_image_size",
+                    )
+                image.load()  # decodes every pixel: a truncated or corrupt file fails here
+    except InvalidInput:
+        raise
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError,
+            Image.DecompressionBombWarning, zlib.error) as exc:
+        raise InvalidInput(f"{name} is not a valid PNG ({exc})", code="invalid_image") from None
+    return size
+
+
+def _chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(
+        ">I", zlib.crc32(kind + payload) & 0xFFFFFFFF
+    )
+
+
+def _itxt(keyword: str, text: str) -> bytes:
+    # keyword NUL, compression flag 0, method 0, empty language tag NUL, empty translation NUL, text
+    payload = keyword.encode("latin-1") + b"\0\0\0\0\0" + text.encode("utf-8")
+    return _chunk(b"iTXt", payload)
+
+
+def with_metadata(data: bytes, metadata: dict[str, str]) -> bytes:
+    """The same PNG with our text chunks after IHDR and any text chunks it carried removed."""
+    output = [PNG_SIGNATURE]
+    position = len(PNG_SIGNATURE)
+    while position < len(data):
+        (length,) = struct.unpack(">I", data[position : position + 4])
+        kind = data[position + 4 : position + 8]
+        end = position + 12 + length
+        if kind not in TEXT_CHUNK_TYPES:
+            output.append(data[position:end])
+        if kind == b"IHDR":
+            output.extend(_itxt(key, value) for key, value in metadata.items())
+        if kind == b"IEND":
+            break  # bytes after IEND are not part of the image
+        position = end
+    return b"".join(output)
+
+
+def job_metadata(job: dict) -> dict[str, str]:
+    """The text every stored image of a job carries."""
+    params = {name: job[name] for name in ("temperature", "top_k", "top_p", "condition_scale")}
+    return {
+        "prompt": job["prompt"],
+        "seed": str(job["seed"]),
+        "model": job["model"],
+        "params": json.dumps(params),
+        "job_id": job["id"],
+        "Software": "dalle-queue",
+    }
+
+
+def thumbnail(grid_png: bytes) -> tuple[bytes, tuple[int, int]]:
+    """A small WebP of the grid (bytes, size) so the gallery loads fast on mobile data."""
+    with Image.open(io.BytesIO(grid_png)) as image:
+        image = image.convert("RGB")
+        image.thumbnail((defaults.THUMB_PIXELS, defaults.THUMB_PIXELS), Image.Resampling.LANCZOS)
+        buffer = io.BytesIO()
+        image.save(buffer, format="WEBP", quality=defaults.THUMB_QUALITY, method=4)
+        return buffer.getvalue(), image.size

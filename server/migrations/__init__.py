@@ -1,0 +1,1 @@
+"""Alembic migrations: each revision keeps a user's queue.db working across upgrades."""

@@ -1,0 +1,284 @@
+"""The queue's verbs: submit, claim, heartbeat, finish, fail, expire, cancel, delete.
+
+Each verb is one transaction built around one conditional UPDATE (or INSERT/DELETE) whose WHERE
+clause carries everything the verb depends on, the lease included, and the verb then checks that it
+changed the row it meant to (STYLE 22, after huey's SqliteStorage.dequeue). That is what makes a
+job impossible to claim twice, even with several server processes on one PostgreSQL database, and
+what turns a late or duplicate worker call into a 409 instead of an overwrite (shared/API.md).
+"""
+
+import json
+import logging
+import secrets
+import threading
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, case, delete, func, insert, literal, select, update
+from sqlalchemy.engine import Engine
+
+from .clock import utcnow
+from .config import Settings
+from .defaults import EXPIRE_EVERY_SECONDS
+from .errors import Conflict, NotFound, StaleLease
+from .models import JobStatus, images_table, jobs_table
+
+log = logging.getLogger(__name__)
+jobs = jobs_table
+
+ID_BYTES = 9  # 12 URL-safe characters
+LEASE_BYTES = 18
+
+
+def new_job_id() -> str:
+    return secrets.token_urlsafe(ID_BYTES)
+
+
+class JobQueue:
+    """The verbs over one database; `now` is an argument everywhere so tests control time."""
+
+    def __init__(self, engine: Engine, settings: Settings):
+        self.engine = engine
+        self.settings = settings
+        self._last_expire: datetime | None = None
+        # Long-polling claims wait on this; submit() wakes them (other processes are caught by the
+        # pollers' periodic re-check).
+        self.job_submitted = threading.Condition()
+
+    # -- people ---------------------------------------------------------------------------
+    def submit(self, fields: dict, *, parent_id: str | None = None, now: datetime | None = None):
+        """Queue a new job from validated fields (server/validation.py); returns its row."""
+        now = now or utcnow()
+        values = dict(
+            fields,
+            id=new_job_id(),
+            status=JobStatus.QUEUED.value,
+            progress=0.0,
+            attempts=0,
+            parent_id=parent_id,
+            created_at=now,
+            cancel_requested=False,
+        )
+        with self.engine.begin() as connection:
+            row = connection.execute(insert(jobs).values(**values).returning(*jobs.c)).one()
+        with self.job_submitted:
+            self.job_submitted.notify_all()
+        log.info("job %s submitted (model %s, grid %d)", row.id, row.model, row.grid)
+        return row._asdict()
+
+    def cancel(self, job_id: str, *, now: datetime | None = None):
+        """Cancel a queued job at once; ask a running one's worker to stop at its next heartbeat."""
+        now = now or utcnow()
+        with self.engine.begin() as connection:
+            row = connection.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.status == JobStatus.QUEUED.value)
+                .values(status=JobStatus.CANCELED.value, finished_at=now)
+                .returning(*jobs.c)
+            ).one_or_none()
+            if row is None:
+                row = connection.execute(
+                    update(jobs)
+                    .where(jobs.c.id == job_id, jobs.c.status == JobStatus.RUNNING.value)
+                    .values(cancel_requested=True)
+                    .returning(*jobs.c)
+                ).one_or_none()
+            if row is None:
+                current = self._require(connection, job_id)
+                raise Conflict(
+                    f"job {job_id} is already {current.status}", code="already_finished"
+                )
+        log.info("job %s cancel: now %s", job_id, row.status)
+        return row._asdict()
+
+    def delete(self, job_id: str) -> str | None:
+        """Delete a job and its image rows; returns its files folder for the caller to remove."""
+        with self.engine.begin() as connection:
+            row = connection.execute(
+                delete(jobs).where(jobs.c.id == job_id).returning(jobs.c.seq, jobs.c.files_dir)
+            ).one_or_none()
+            if row is None:
+                raise NotFound(f"no job {job_id}")
+            # Foreign keys cascade on both backends; this keeps SQLite files opened elsewhere honest.
+            connection.execute(delete(images_table).where(images_table.c.job_seq == row.seq))
+        log.info("job %s deleted", job_id)
+        return row.files_dir
+
+    # -- workers --------------------------------------------------------------------------
+    def claim(self, worker: str, models: list[str], max_jobs: int = 1, *, now=None) -> list[dict]:
+        """Lease up to max_jobs of the oldest queued jobs for these models; [] when none."""
+        now = now or utcnow()
+        self.expire_if_due(now=now)
+        lease_prefix = secrets.token_urlsafe(LEASE_BYTES) + "."
+        oldest = (
+            select(jobs.c.seq)
+            .where(jobs.c.status == JobStatus.QUEUED.value, jobs.c.model.in_(models))
+            .order_by(jobs.c.seq)
+            .limit(max_jobs)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        with self.engine.begin() as connection:
+            rows = connection.execute(
+                update(jobs)
+                .where(jobs.c.seq.in_(oldest), jobs.c.status == JobStatus.QUEUED.value)
+                .values(
+                    status=JobStatus.RUNNING.value,
+                    lease=literal(lease_prefix) + jobs.c.id,  # one secret per claim, unique per job
+                    lease_expires_at=now + self._lease_length,
+                    worker=worker,
+                    started_at=now,
+                    progress=0.0,
+                )
+                .returning(*jobs.c)
+            ).all()
+        claimed = sorted((row._asdict() for row in rows), key=lambda job: job["seq"])
+        for job in claimed:
+            log.info("job %s claimed by %s (attempt %d)", job["id"], worker, job["attempts"] + 1)
+        return claimed
+
+    def heartbeat(self, job_id: str, lease: str, progress: float, *, now=None) -> dict:
+        """Record progress and extend the lease; returns the row (with cancel_requested)."""
+        now = now or utcnow()
+        with self.engine.begin() as connection:
+            row = connection.execute(
+                update(jobs)
+                .where(self._holds(job_id, lease))
+                .values(progress=progress, lease_expires_at=now + self._lease_length)
+                .returning(*jobs.c)
+            ).one_or_none()
+            if row is None:
+                self._raise_stale(connection, job_id)
+        return row._asdict()
+
+    def finish(self, job_id, lease, files_dir, images: list[dict], meta, *, now=None):
+        """Mark the job done with its stored files. Returns (row, changed).
+
+        changed is False when this lease already finished the job (a repeated post: 200, nothing
+        changes, and the caller removes the files it wrote); any other lease gets StaleLease.
+        """
+        now = now or utcnow()
+        with self.engine.begin() as connection:
+            row = connection.execute(
+                update(jobs)
+                .where(self._holds(job_id, lease))
+                .values(
+                    status=JobStatus.DONE.value,
+                    progress=1.0,
+                    finished_at=now,
+                    files_dir=files_dir,
+                    result_meta=json.dumps(meta) if meta is not None else None,
+                    error=None,
+                )
+                .returning(*jobs.c)
+            ).one_or_none()
+            if row is None:
+                current = self.finished_by(connection, job_id, lease)
+                if current is not None:
+                    return current, False
+                self._raise_stale(connection, job_id)
+            connection.execute(
+                insert(images_table), [dict(image, job_seq=row.seq) for image in images]
+            )
+        log.info("job %s done (%d files in %s)", job_id, len(images), files_dir)
+        return row._asdict(), True
+
+    def finished_by(self, connection, job_id: str, lease: str) -> dict | None:
+        """The job's row when this lease already finished it (done), else None."""
+        row = connection.execute(
+            select(*jobs.c).where(
+                jobs.c.id == job_id, jobs.c.lease == lease, jobs.c.status == JobStatus.DONE.value
+            )
+        ).one_or_none()
+        return None if row is None else row._asdict()
+
+    def finished_state(self, job_id: str, lease: str) -> dict | None:
+        """None while `lease` is the running job's current lease; the row when this lease already
+        finished the job (so a repeated result post changes nothing); NotFound/StaleLease otherwise.
+        """
+        with self.engine.connect() as connection:
+            if connection.execute(select(jobs.c.seq).where(self._holds(job_id, lease))).first():
+                return None
+            done = self.finished_by(connection, job_id, lease)
+            if done is None:
+                self._raise_stale(connection, job_id)
+            return done
+
+    def fail(self, job_id: str, lease: str, error: str, retryable: bool, *, now=None) -> dict:
+        """End this attempt: back to queued when retryable and attempts remain, else failed."""
+        now = now or utcnow()
+        with self.engine.begin() as connection:
+            row = connection.execute(
+                update(jobs)
+                .where(self._holds(job_id, lease))
+                .values(self._end_attempt(now, error, retryable=retryable))
+                .returning(*jobs.c)
+            ).one_or_none()
+            if row is None:
+                self._raise_stale(connection, job_id)
+        log.info("job %s attempt failed (%s): now %s", job_id, error[:80], row.status)
+        return row._asdict()
+
+    def expire(self, *, now=None) -> int:
+        """Hand back every job whose lease ran out: queued again, or failed after max attempts."""
+        now = now or utcnow()
+        message = literal("lease expired: worker ") + func.coalesce(jobs.c.worker, "?") + literal(
+            " stopped reporting"
+        )
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                update(jobs)
+                .where(jobs.c.status == JobStatus.RUNNING.value, jobs.c.lease_expires_at < now)
+                .values(self._end_attempt(now, message, retryable=True))
+            )
+        if result.rowcount:
+            log.info("%d expired lease(s) handed back", result.rowcount)
+        self._last_expire = now
+        return result.rowcount
+
+    def expire_if_due(self, *, now=None) -> None:
+        """Run expire() at most once a second per process: cheap enough to call on every request."""
+        now = now or utcnow()
+        last = self._last_expire
+        if last is None or (now - last).total_seconds() >= EXPIRE_EVERY_SECONDS or now < last:
+            self.expire(now=now)
+
+    # -- helpers --------------------------------------------------------------------------
+    @property
+    def _lease_length(self) -> timedelta:
+        return timedelta(seconds=self.settings.lease_seconds)
+
+    def _holds(self, job_id: str, lease: str):
+        return and_(
+            jobs.c.id == job_id, jobs.c.lease == lease, jobs.c.status == JobStatus.RUNNING.value
+        )
+
+    def _end_attempt(self, now, error, *, retryable: bool) -> dict:
+        """Column values that end a running attempt (used by fail and expire, as one UPDATE)."""
+        will_retry = and_(literal(retryable), jobs.c.attempts + 1 < self.settings.max_attempts)
+        status = case(
+            (jobs.c.cancel_requested, JobStatus.CANCELED.value),
+            (will_retry, JobStatus.QUEUED.value),
+            else_=JobStatus.FAILED.value,
+        )
+        ends = case((jobs.c.cancel_requested, True), (will_retry, False), else_=True)
+        return dict(
+            status=status,
+            attempts=jobs.c.attempts + 1,
+            error=error,
+            progress=0.0,
+            finished_at=case((ends, now), else_=None),
+            lease=None,
+            lease_expires_at=None,
+        )
+
+    def _require(self, connection, job_id: str):
+        row = connection.execute(select(*jobs.c).where(jobs.c.id == job_id)).one_or_none()
+        if row is None:
+            raise NotFound(f"no job {job_id}")
+        return row
+
+    def _raise_stale(self, connection, job_id: str):
+        current = self._require(connection, job_id)
+        raise StaleLease(
+            f"that lease is not job {job_id}'s current lease (the job is {current.status})"
+        )

@@ -1,0 +1,50 @@
+"""The job object of shared/API.md, built from a database row."""
+
+import json
+
+from .clock import iso
+from .models import JobStatus
+from .storage import GRID_NAME, THUMB_NAME, tile_name
+
+
+def file_url(root: str, job_id: str, name: str) -> str:
+    return f"{root}/files/{job_id}/{name}"
+
+
+def job_json(job: dict, root: str = "") -> dict:
+    """The public view of a job row; `root` is the app's URL prefix (request.script_root)."""
+    is_done = job["status"] == JobStatus.DONE.value and job["files_dir"]
+    return {
+        "id": job["id"],
+        "prompt": job["prompt"],
+        "seed": job["seed"],
+        "grid": job["grid"],
+        "model": job["model"],
+        "params": {
+            "temperature": float(job["temperature"]),
+            "top_k": job["top_k"],
+            "top_p": None if job["top_p"] is None else float(job["top_p"]),
+            "condition_scale": float(job["condition_scale"]),
+        },
+        "status": job["status"],
+        "progress": float(job["progress"]),
+        "position": job.get("position"),
+        "attempts": job["attempts"],
+        "error": job["error"],
+        "parent_id": job["parent_id"],
+        "created_at": iso(job["created_at"]),
+        "started_at": iso(job["started_at"]),
+        "finished_at": iso(job["finished_at"]),
+        "grid_url": file_url(root, job["id"], GRID_NAME) if is_done else None,
+        "image_urls": (
+            [file_url(root, job["id"], tile_name(i)) for i in range(job["grid"] ** 2)]
+            if is_done
+            else []
+        ),
+        "thumb_url": file_url(root, job["id"], THUMB_NAME) if is_done else None,
+    }
+
+
+def result_meta(job: dict) -> dict | None:
+    """The worker's result metadata (timings, device, model), when it sent any."""
+    return json.loads(job["result_meta"]) if job.get("result_meta") else None

@@ -1,0 +1,45 @@
+"""Running the app under waitress, a production WSGI server with a thread pool (not Flask's dev server).
+
+Binds 127.0.0.1 unless told otherwise, prints the URL it answers on (with the real port when
+--port 0 asked for a free one), and stops cleanly on SIGINT/SIGTERM.
+"""
+
+import logging
+
+from waitress import create_server
+
+from . import create_app
+from .config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def make_server(settings: Settings, *, host: str, port: int, threads: int):
+    app = create_app(settings)
+    server = create_server(
+        app,
+        host=host,
+        port=port,
+        threads=threads,
+        ident="dalle-queue",
+        # uploads are capped by the app (MAX_CONTENT_LENGTH answers 413 as JSON); keep waitress'
+        # own cap well above it so it only cuts requests far beyond the limit (with a plain 413).
+        max_request_body_size=4 * settings.max_upload_mb * 2**20,
+        channel_timeout=60,
+    )
+    return app, server
+
+
+def run_server(settings: Settings, *, host: str, port: int, threads: int) -> None:
+    _app, server = make_server(settings, host=host, port=port, threads=threads)
+    shown_host = f"[{host}]" if ":" in host else host
+    url = f"http://{shown_host}:{server.effective_port}/"
+    print(f"dalle-queue serving on {url}", flush=True)
+    if not settings.worker_token:
+        log.warning("DALLEQ_WORKER_TOKEN is not set: workers cannot claim jobs")
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()

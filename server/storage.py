@@ -1,0 +1,73 @@
+"""Where a finished job's files live: one folder per result under DATA_DIR/jobs/.
+
+Every path is built by the server from the job's own id plus a random suffix; nothing a client
+sends ever becomes part of a path. A result is written completely into its own new folder before
+the database points at it, so a crash mid-upload leaves at most an orphan folder, never a job
+whose files are half there, and two racing uploads never write into the same folder.
+"""
+
+import secrets
+import shutil
+from pathlib import Path
+
+from .images import job_metadata, thumbnail, with_metadata
+
+JOBS_FOLDER = "jobs"
+GRID_NAME = "grid.png"
+THUMB_NAME = "thumb.webp"
+
+
+def tile_name(index: int) -> str:
+    return f"tile_{index}.png"
+
+
+def file_names(grid: int) -> list[str]:
+    """Every file name a finished job of this grid size has."""
+    return [GRID_NAME, THUMB_NAME] + [tile_name(i) for i in range(grid * grid)]
+
+
+class Storage:
+    def __init__(self, data_dir: str | Path):
+        self.root = Path(data_dir).expanduser().resolve() / JOBS_FOLDER
+
+    def folder(self, files_dir: str) -> Path:
+        path = (self.root / files_dir).resolve()
+        if path.parent != self.root:
+            raise ValueError(f"files folder {files_dir!r} is outside the data dir")
+        return path
+
+    def save_result(self, job: dict, grid_png: bytes, tile_pngs: list[bytes], sizes) -> tuple:
+        """Write the stamped grid, tiles and thumbnail to a new folder.
+
+        Returns (files_dir, image rows for the images table). `sizes` gives (width, height) of the
+        grid and then of each tile, as checked by images.check_png.
+        """
+        files_dir = f"{job['id']}-{secrets.token_hex(4)}"
+        folder = self.folder(files_dir)
+        folder.mkdir(parents=True)
+        metadata = job_metadata(job)
+        rows = []
+
+        def write(name, data, kind, size, tile_index=None):
+            (folder / name).write_bytes(data)
+            rows.append(
+                dict(kind=kind, tile_index=tile_index, filename=name, width=size[0],
+                     height=size[1], byte_count=len(data))
+            )
+
+        grid_stamped = with_metadata(grid_png, metadata | {"grid": str(job["grid"])})
+        write(GRID_NAME, grid_stamped, "grid", sizes[0])
+        for index, (tile_png, size) in enumerate(zip(tile_pngs, sizes[1:])):
+            stamped = with_metadata(tile_png, metadata | {"tile": str(index)})
+            write(tile_name(index), stamped, "tile", size, index)
+        thumb, thumb_size = thumbnail(grid_png)
+        write(THUMB_NAME, thumb, "thumb", thumb_size)
+        return files_dir, rows
+
+    def remove(self, files_dir: str | None) -> None:
+        if files_dir:
+            shutil.rmtree(self.folder(files_dir), ignore_errors=True)
+
+    def path(self, files_dir: str, name: str) -> Path:
+        return self.folder(files_dir) / name
+

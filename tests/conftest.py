@@ -1,0 +1,121 @@
+"""Fixtures: an app on a fresh SQLite file (or PostgreSQL), its client, a worker helper, a live server.
+
+Set DALLEQ_TEST_POSTGRES_URL (as .ci/run does) to run every `backend` test on PostgreSQL too.
+"""
+
+import os
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from server import create_app, load_settings
+from tests.helpers import ServerProcess, result_files
+
+WORKER_TOKEN = "test-worker-token"
+POSTGRES_URL = os.environ.get("DALLEQ_TEST_POSTGRES_URL")
+
+BACKENDS = ["sqlite"] + (["postgres"] if POSTGRES_URL else [])
+
+
+def fresh_postgres_database() -> str:
+    """A new empty database on the test server; returns its URL."""
+    name = "dalleq_test_" + uuid.uuid4().hex[:12]
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request, tmp_path):
+    if request.param == "postgres":
+        return fresh_postgres_database()
+    return f"sqlite:///{tmp_path / 'queue.db'}"
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return load_settings(
+        {},
+        database_url=f"sqlite:///{tmp_path / 'queue.db'}",
+        data_dir=str(tmp_path / "data"),
+        worker_token=WORKER_TOKEN,
+        secret_key="test-secret",
+    )
+
+
+@pytest.fixture
+def app(settings):
+    app = create_app(settings)
+    yield app
+    app.extensions["dalleq"].engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+class WorkerActions:
+    """The worker side of the protocol through the test client."""
+
+    def __init__(self, client, token=WORKER_TOKEN):
+        self.client = client
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    def claim(self, models=("mini",), **extra):
+        body = {"worker": "test-worker", "models": list(models), **extra}
+        return self.client.post("/api/v1/worker/claim", json=body, headers=self.headers)
+
+    def claim_one(self, **extra):
+        response = self.claim(**extra)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        (claimed,) = response.json["jobs"]
+        return claimed["job"], claimed["lease"]
+
+    def heartbeat(self, job_id, lease, progress=0.5):
+        return self.client.post(
+            f"/api/v1/worker/jobs/{job_id}/heartbeat",
+            json={"lease": lease, "progress": progress},
+            headers=self.headers,
+        )
+
+    def fail(self, job_id, lease, error="boom", retryable=True):
+        return self.client.post(
+            f"/api/v1/worker/jobs/{job_id}/fail",
+            json={"lease": lease, "error": error, "retryable": retryable},
+            headers=self.headers,
+        )
+
+    def post_result(self, job_id, lease, grid, **file_overrides):
+        files = result_files(grid, **file_overrides)
+        data = {name: (io_of(content), filename) for name, (filename, content, _) in files.items()}
+        data["lease"] = lease
+        return self.client.post(
+            f"/api/v1/worker/jobs/{job_id}/result",
+            data=data,
+            headers=self.headers,
+            content_type="multipart/form-data",
+        )
+
+
+def io_of(content: bytes):
+    import io
+
+    return io.BytesIO(content)
+
+
+@pytest.fixture
+def worker(client):
+    return WorkerActions(client)
+
+
+@pytest.fixture
+def live_server(tmp_path):
+    """The real server in a subprocess on 127.0.0.1, with a worker token; stopped afterwards."""
+    server = ServerProcess(tmp_path, env={"DALLEQ_WORKER_TOKEN": WORKER_TOKEN}).start()
+    yield server
+    server.stop()

@@ -1,0 +1,89 @@
+"""Small helpers the tests share: PNG bytes, result uploads, a real server in a subprocess."""
+
+import io
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from PIL import Image
+
+TILE = 256
+REPO = Path(__file__).resolve().parent.parent
+
+
+def png_bytes(side: int, color=(200, 30, 30)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (side, side), color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def result_files(grid: int, *, grid_png=None, tiles=None) -> dict:
+    """Multipart parts for a result upload: `grid` and image_0..image_{n-1}, all valid by default."""
+    files = {"grid": ("grid.png", grid_png or png_bytes(TILE * grid), "image/png")}
+    for index in range(grid * grid):
+        tile = tiles[index] if tiles else png_bytes(TILE, (10 * index % 256, 90, 160))
+        files[f"image_{index}"] = (f"tile_{index}.png", tile, "image/png")
+    return files
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """`python -m server serve` on 127.0.0.1 and a free port, stopped by stop() or the fixture."""
+
+    def __init__(self, tmp_path: Path, *, env=None, database_url=None, extra_args=()):
+        self.tmp_path = tmp_path
+        self.database_url = database_url or f"sqlite:///{tmp_path / 'queue.db'}"
+        self.env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+        self.extra_args = list(extra_args)
+        self.process = None
+        self.url = None
+        self.log_path = tmp_path / f"server-{time.monotonic_ns()}.log"
+
+    def start(self, timeout_seconds: float = 30.0) -> "ServerProcess":
+        port = free_port() if self.url is None else int(self.url.rsplit(":", 1)[1].strip("/"))
+        self.log = open(self.log_path, "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(port),
+             "--db", self.database_url, "--data", str(self.tmp_path / "data"), *self.extra_args],
+            cwd=REPO, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout_seconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.output()}")
+            match = re.search(r"serving on (http://\S+)", self.output())
+            if match:
+                self.url = match.group(1).rstrip("/")
+                try:
+                    requests.get(self.url + "/api/v1/jobs?limit=1", timeout=2)
+                    return self
+                except requests.ConnectionError:
+                    pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"server did not answer within {timeout_seconds}s:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def stop(self, sig=signal.SIGTERM) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if getattr(self, "log", None):
+            self.log.close()
