@@ -13,7 +13,19 @@ import secrets
 import threading
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, delete, func, insert, literal, select, update
+from sqlalchemy import (
+    DateTime,
+    String,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.engine import Engine
 
 from .clock import utcnow
@@ -27,6 +39,51 @@ jobs = jobs_table
 
 ID_BYTES = 9  # 12 URL-safe characters
 LEASE_BYTES = 18
+
+# The submit and claim statements are built once and run with parameters. Building a Core statement
+# and computing its cache key on every call cost more CPU than SQLite's own work for one job
+# (bench/bench_server.py); a statement object built once keeps its compiled form and cache key.
+SUBMIT_STATEMENT = insert(jobs).returning(*jobs.c)
+# The oldest queued jobs for `models`, at most `max_jobs` of them (FOR UPDATE SKIP LOCKED on
+# PostgreSQL; SQLite has one writer at a time and ignores it).
+OLDEST_QUEUED = (
+    select(jobs.c.seq)
+    .where(
+        jobs.c.status == JobStatus.QUEUED.value,
+        jobs.c.model.in_(bindparam("models", expanding=True)),
+    )
+    .order_by(jobs.c.seq)
+    .limit(bindparam("max_jobs"))
+    .with_for_update(skip_locked=True)
+)
+
+
+def claim_statement(picked):
+    """UPDATE ... RETURNING that leases the `picked` rows if they are still queued.
+
+    Parameters: claim_lease_prefix (one secret per claim; the job id makes it unique per job),
+    claim_expires_at, claim_worker, claim_now (the bind names avoid the SET columns' own names).
+    """
+    return (
+        update(jobs)
+        .where(picked, jobs.c.status == JobStatus.QUEUED.value)
+        .values(
+            status=JobStatus.RUNNING.value,
+            lease=bindparam("claim_lease_prefix", type_=String()) + jobs.c.id,
+            lease_expires_at=bindparam("claim_expires_at", type_=DateTime()),
+            worker=bindparam("claim_worker", type_=String()),
+            started_at=bindparam("claim_now", type_=DateTime()),
+            progress=0.0,
+        )
+        .returning(*jobs.c)
+    )
+
+
+# SQLite evaluates the IN subquery once, under the write lock the UPDATE takes.
+CLAIM_OLDEST_STATEMENT = claim_statement(jobs.c.seq.in_(OLDEST_QUEUED.scalar_subquery()))
+# PostgreSQL may re-run a LIMIT subquery inside an UPDATE and then pick more rows than asked, so
+# there the rows are locked first by OLDEST_QUEUED and then leased by seq.
+CLAIM_SEQS_STATEMENT = claim_statement(jobs.c.seq.in_(bindparam("seqs", expanding=True)))
 
 
 def new_job_id() -> str:
@@ -59,7 +116,7 @@ class JobQueue:
             cancel_requested=False,
         )
         with self.engine.begin() as connection:
-            row = connection.execute(insert(jobs).values(**values).returning(*jobs.c)).one()
+            row = connection.execute(SUBMIT_STATEMENT, values).one()
         with self.job_submitted:
             self.job_submitted.notify_all()
         log.info("job %s submitted (model %s, grid %d)", row.id, row.model, row.grid)
@@ -108,29 +165,22 @@ class JobQueue:
         """Lease up to max_jobs of the oldest queued jobs for these models; [] when none."""
         now = now or utcnow()
         self.expire_if_due(now=now)
-        lease_prefix = secrets.token_urlsafe(LEASE_BYTES) + "."
-        oldest = (
-            select(jobs.c.seq)
-            .where(jobs.c.status == JobStatus.QUEUED.value, jobs.c.model.in_(models))
-            .order_by(jobs.c.seq)
-            .limit(max_jobs)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
+        params = {
+            "models": list(models),
+            "max_jobs": max_jobs,
+            "claim_lease_prefix": secrets.token_urlsafe(LEASE_BYTES) + ".",
+            "claim_expires_at": now + self._lease_length,
+            "claim_worker": worker,
+            "claim_now": now,
+        }
         with self.engine.begin() as connection:
-            rows = connection.execute(
-                update(jobs)
-                .where(jobs.c.seq.in_(oldest), jobs.c.status == JobStatus.QUEUED.value)
-                .values(
-                    status=JobStatus.RUNNING.value,
-                    lease=literal(lease_prefix) + jobs.c.id,  # one secret per claim, unique per job
-                    lease_expires_at=now + self._lease_length,
-                    worker=worker,
-                    started_at=now,
-                    progress=0.0,
-                )
-                .returning(*jobs.c)
-            ).all()
+            if connection.dialect.name == "sqlite":
+                rows = connection.execute(CLAIM_OLDEST_STATEMENT, params).all()
+            else:
+                seqs = connection.execute(OLDEST_QUEUED, params).scalars().all()
+                if not seqs:
+                    return []
+                rows = connection.execute(CLAIM_SEQS_STATEMENT, dict(params, seqs=seqs)).all()
         claimed = sorted((row._asdict() for row in rows), key=lambda job: job["seq"])
         for job in claimed:
             log.info("job %s claimed by %s (attempt %d)", job["id"], worker, job["attempts"] + 1)
@@ -176,9 +226,10 @@ class JobQueue:
                 if current is not None:
                     return current, False
                 self._raise_stale(connection, job_id)
-            connection.execute(
-                insert(images_table), [dict(image, job_seq=row.seq) for image in images]
-            )
+            if images:
+                connection.execute(
+                    insert(images_table), [dict(image, job_seq=row.seq) for image in images]
+                )
         log.info("job %s done (%d files in %s)", job_id, len(images), files_dir)
         return row._asdict(), True
 

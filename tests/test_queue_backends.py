@@ -1,0 +1,122 @@
+"""The queue's verbs on every backend: SQLite always, PostgreSQL when DALLEQ_TEST_POSTGRES_URL is set.
+
+After huey's StorageTests: the same tests, parametrised by the `database_url` fixture.
+"""
+
+import multiprocessing
+from datetime import timedelta
+
+import pytest
+
+from server import db
+from server.clock import utcnow
+from server.config import Settings
+from server.errors import Conflict, NotFound, StaleLease
+from server.queue import JobQueue
+from server.catalog import Catalog
+from server.validation import DEFAULT_PARAMS
+
+PROCESS_COUNT = 4
+JOB_COUNT = 120
+
+
+def fields(prompt="a fox", model="mini", grid=1, seed=1):
+    return dict(DEFAULT_PARAMS, prompt=prompt, model=model, grid=grid, seed=seed)
+
+
+@pytest.fixture
+def queue(database_url):
+    engine = db.make_engine(database_url)
+    db.upgrade(engine)
+    yield JobQueue(engine, Settings(database_url=database_url, max_attempts=2))
+    engine.dispose()
+
+
+def test_submit_claim_finish(queue):
+    job = queue.submit(fields())
+    (claimed,) = queue.claim("w", ["mini"], 5)
+    assert claimed["id"] == job["id"] and claimed["status"] == "running"
+    done, changed = queue.finish(job["id"], claimed["lease"], "dir", [], {"s": 1})
+    assert changed and done["status"] == "done" and done["files_dir"] == "dir"
+    again, changed = queue.finish(job["id"], claimed["lease"], "other", [], None)
+    assert not changed and again["files_dir"] == "dir"
+    with pytest.raises(StaleLease):
+        queue.finish(job["id"], "someone else", "x", [], None)
+
+
+def test_claim_respects_order_models_and_limit(queue):
+    ids = [queue.submit(fields(model="mega" if i == 1 else "mini"))["id"] for i in range(4)]
+    claimed = queue.claim("w", ["mini"], 2)
+    assert [job["id"] for job in claimed] == [ids[0], ids[2]]
+    assert [job["id"] for job in queue.claim("w", ["mini", "mega"], 9)] == [ids[1], ids[3]]
+    assert queue.claim("w", ["mini", "mega"], 9) == []
+
+
+def test_expiry_requeues_then_fails(queue):
+    job = queue.submit(fields())
+    later = utcnow()
+    for attempt in (1, 2):
+        (claimed,) = queue.claim("w", ["mini"], 1, now=later)
+        later += timedelta(seconds=Settings().lease_seconds + 1)
+        assert queue.expire(now=later) == 1
+        with pytest.raises(StaleLease):
+            queue.heartbeat(job["id"], claimed["lease"], 0.5, now=later)
+    assert Catalog(queue.engine).get(job["id"])["status"] == "failed"
+
+
+def test_fail_cancel_delete(queue):
+    job = queue.submit(fields())
+    (claimed,) = queue.claim("w", ["mini"], 1)
+    assert queue.fail(job["id"], claimed["lease"], "oops", True)["status"] == "queued"
+    assert queue.cancel(job["id"])["status"] == "canceled"
+    with pytest.raises(Conflict):
+        queue.cancel(job["id"])
+    queue.delete(job["id"])
+    with pytest.raises(NotFound):
+        queue.delete(job["id"])
+
+
+def test_search_and_pages(queue):
+    catalog = Catalog(queue.engine)
+    for prompt in ("red fox", "blue fox", "red owl", "green tree"):
+        queue.submit(fields(prompt=prompt))
+    rows, cursor = catalog.page(query="fo red", limit=10)
+    assert [row["prompt"] for row in rows] == ["red fox"] and cursor is None
+    rows, cursor = catalog.page(query="fox", limit=1)
+    more, last = catalog.page(query="fox", limit=1, cursor=cursor)
+    assert [rows[0]["prompt"], more[0]["prompt"]] == ["blue fox", "red fox"] and last is None
+
+
+def _claim_until_empty(database_url, worker_name, result_queue):
+    engine = db.make_engine(database_url)
+    queue = JobQueue(engine, Settings(database_url=database_url))
+    claimed_ids = []
+    empty_rounds = 0
+    while empty_rounds < 3:
+        batch = queue.claim(worker_name, ["mini"], 2)
+        empty_rounds = 0 if batch else empty_rounds + 1
+        for job in batch:
+            claimed_ids.append(job["id"])
+            queue.finish(job["id"], job["lease"], f"dir-{worker_name}", [], None)
+    engine.dispose()
+    result_queue.put(claimed_ids)
+
+
+def test_several_processes_claiming_at_once_never_share_or_lose_a_job(queue, database_url):
+    submitted = {queue.submit(fields(prompt=f"job {i}"))["id"] for i in range(JOB_COUNT)}
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    processes = [
+        context.Process(target=_claim_until_empty, args=(database_url, f"w{i}", results))
+        for i in range(PROCESS_COUNT)
+    ]
+    for process in processes:
+        process.start()
+    claimed = [job_id for _ in processes for job_id in results.get(timeout=120)]
+    for process in processes:
+        process.join(timeout=30)
+        assert process.exitcode == 0
+    assert len(claimed) == len(set(claimed)), "a job was claimed twice"
+    assert set(claimed) == submitted, "a job was lost"
+    rows, _ = Catalog(queue.engine).page(limit=100, statuses=["done"])
+    assert len(rows) == 100
