@@ -21,10 +21,35 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TEXT_CHUNK_TYPES = (b"tEXt", b"iTXt", b"zTXt")
 
 
+def chunks(data: bytes):
+    """Yield (type, whole chunk bytes) up to IEND; ValueError on a bad length, CRC or ending."""
+    position = len(PNG_SIGNATURE)
+    while True:
+        if position + 12 > len(data):
+            raise ValueError("the file ends before its IEND chunk")
+        (length,) = struct.unpack(">I", data[position : position + 4])
+        end = position + 12 + length
+        if end > len(data):
+            raise ValueError("a chunk runs past the end of the file")
+        kind = data[position + 4 : position + 8]
+        (crc,) = struct.unpack(">I", data[end - 4 : end])
+        if zlib.crc32(data[position + 4 : end - 4]) & 0xFFFFFFFF != crc:
+            raise ValueError(f"the {kind!r} chunk fails its CRC check")
+        yield kind, data[position:end]
+        if kind == b"IEND":
+            return  # bytes after IEND are not part of the image
+        position = end
+
+
 def check_png(data: bytes, name: str, expected_side_pixels: int) -> tuple[int, int]:
     """Raise InvalidInput unless `data` is a complete PNG of side x side pixels; returns its size."""
     if not data.startswith(PNG_SIGNATURE):
         raise InvalidInput(f"{name} is not a PNG file", code="invalid_image")
+    try:
+        for _ in chunks(data):
+            pass
+    except ValueError as exc:
+        raise InvalidInput(f"{name} is not a valid PNG ({exc})", code="invalid_image") from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -60,18 +85,11 @@ def _itxt(keyword: str, text: str) -> bytes:
 def with_metadata(data: bytes, metadata: dict[str, str]) -> bytes:
     """The same PNG with our text chunks after IHDR and any text chunks it carried removed."""
     output = [PNG_SIGNATURE]
-    position = len(PNG_SIGNATURE)
-    while position < len(data):
-        (length,) = struct.unpack(">I", data[position : position + 4])
-        kind = data[position + 4 : position + 8]
-        end = position + 12 + length
+    for kind, chunk in chunks(data):
         if kind not in TEXT_CHUNK_TYPES:
-            output.append(data[position:end])
+            output.append(chunk)
         if kind == b"IHDR":
             output.extend(_itxt(key, value) for key, value in metadata.items())
-        if kind == b"IEND":
-            break  # bytes after IEND are not part of the image
-        position = end
     return b"".join(output)
 
 
