@@ -4,6 +4,7 @@ The file ships at the top of the repository so a person can open it with any SQL
 what the queue stores; tests/test_example_db.py rebuilds it and fails when the two drift apart.
 """
 
+import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -39,8 +40,9 @@ def write_example(path: str | Path) -> None:
     queue.cancel(jobs[3]["id"], now=later)
     (claimed,) = queue.claim("example-worker", ["mini"], 1, now=later)
     queue.fail(claimed["id"], claimed["lease"], "CUDA out of memory", retryable=False, now=later)
-    with engine.connect() as connection:
-        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     engine.dispose()
-    for leftover in (Path(f"{path}-wal"), Path(f"{path}-shm")):
-        leftover.unlink(missing_ok=True)
+    # A plain rollback-journal file opens in any SQLite tool without -wal/-shm files appearing
+    # beside it; the server switches its own copy back to WAL when it opens it.
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA journal_mode=DELETE")
+    connection.close()
