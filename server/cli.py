@@ -19,20 +19,25 @@ def database_url(value: str | None) -> str | None:
 def settings_options(command):
     """The server settings as flags, each with its DALLEQ_* variable."""
     options = [
-        click.option("--db", "db", envvar="DALLEQ_DATABASE_URL", metavar="URL|PATH",
-                     help="SQLAlchemy URL or SQLite file.  [default: sqlite:///./queue.db]"),
-        click.option("--data", "data", envvar="DALLEQ_DATA_DIR", metavar="DIR",
-                     help="Folder for images and thumbnails.  [default: ./data]"),
-        click.option("--worker-token", envvar="DALLEQ_WORKER_TOKEN",
+        click.option("--db", "db", envvar="DALLEQ_DATABASE_URL", show_envvar=True, metavar="URL|PATH",
+                     default=defaults.DATABASE_URL, show_default=True,
+                     help="SQLAlchemy URL or SQLite file."),
+        click.option("--data", "data", envvar="DALLEQ_DATA_DIR", show_envvar=True, metavar="DIR",
+                     default=defaults.DATA_DIR, show_default=True,
+                     help="Folder for images and thumbnails."),
+        click.option("--worker-token", envvar="DALLEQ_WORKER_TOKEN", show_envvar=True,
                      help="Token workers must present; worker endpoints are off while unset."),
-        click.option("--password", envvar="DALLEQ_PASSWORD",
+        click.option("--password", envvar="DALLEQ_PASSWORD", show_envvar=True,
                      help="Optional password for the pages and the people's API."),
-        click.option("--lease-seconds", type=int, envvar="DALLEQ_LEASE_SECONDS",
-                     help=f"Lease length; heartbeats extend it.  [default: {defaults.LEASE_SECONDS}]"),
-        click.option("--max-attempts", type=int, envvar="DALLEQ_MAX_ATTEMPTS",
-                     help=f"Attempts before a job fails.  [default: {defaults.MAX_ATTEMPTS}]"),
-        click.option("--max-upload-mb", type=int, envvar="DALLEQ_MAX_UPLOAD_MB",
-                     help=f"Cap on one result upload.  [default: {defaults.MAX_UPLOAD_MB}]"),
+        click.option("--lease-seconds", type=int, envvar="DALLEQ_LEASE_SECONDS", show_envvar=True,
+                     default=defaults.LEASE_SECONDS, show_default=True,
+                     help="Lease length; heartbeats extend it."),
+        click.option("--max-attempts", type=int, envvar="DALLEQ_MAX_ATTEMPTS", show_envvar=True,
+                     default=defaults.MAX_ATTEMPTS, show_default=True,
+                     help="Attempts before a job fails."),
+        click.option("--max-upload-mb", type=int, envvar="DALLEQ_MAX_UPLOAD_MB", show_envvar=True,
+                     default=defaults.MAX_UPLOAD_MB, show_default=True,
+                     help="Cap on one result upload."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -62,18 +67,21 @@ def configure_logging(level=logging.INFO) -> None:
     )
 
 
-@click.group()
+HELP_WIDTH = 100
+
+
+@click.group(context_settings={"max_content_width": HELP_WIDTH})
 @click.version_option(package_name="dalle-queue")
 def main():
     """dalle-queue: a phone-first prompt queue for a home GPU."""
 
 
 @main.command()
-@click.option("--host", default=defaults.HOST, envvar="DALLEQ_HOST", show_default=True,
+@click.option("--host", default=defaults.HOST, envvar="DALLEQ_HOST", show_envvar=True, show_default=True,
               help="Address to bind; use 0.0.0.0 or a tailnet address to reach it from a phone.")
-@click.option("--port", default=defaults.PORT, type=int, envvar="DALLEQ_PORT", show_default=True,
+@click.option("--port", default=defaults.PORT, type=int, envvar="DALLEQ_PORT", show_envvar=True, show_default=True,
               help="Port to listen on; 0 picks a free one.")
-@click.option("--threads", default=defaults.THREADS, type=int, envvar="DALLEQ_THREADS",
+@click.option("--threads", default=defaults.THREADS, type=int, envvar="DALLEQ_THREADS", show_envvar=True,
               show_default=True, help="WSGI threads (each long-polling worker holds one).")
 @settings_options
 def serve(host, port, threads, **settings_flags):
