@@ -25,7 +25,7 @@ def json_body() -> dict:
         return {}
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidInput("the request body is not valid JSON", code="invalid_json") from None
     return validation.require_object(body)
 

@@ -15,6 +15,15 @@ _MODEL_NAME = re.compile(defaults.MODEL_NAME_PATTERN)
 PARAM_NAMES = ("temperature", "top_k", "top_p", "condition_scale")
 
 
+def _is_encodable(text: str) -> bool:
+    """False for strings JSON can carry but UTF-8 cannot store (lone surrogates like \\ud800)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _blank(value) -> bool:
     return value is None or (isinstance(value, str) and value.strip() == "")
 
@@ -53,7 +62,7 @@ def as_float(body: dict, name: str, default=None) -> float | None:
 
 def prompt_from(body: dict) -> str:
     prompt = body.get("prompt")
-    if not isinstance(prompt, str):
+    if not isinstance(prompt, str) or not _is_encodable(prompt):
         raise InvalidInput("prompt is required and must be text", code="invalid_prompt")
     prompt = prompt.strip()
     if not prompt:
@@ -152,7 +161,7 @@ def rerun_fields(body: dict, parent: dict) -> dict:
 
 def worker_name(body: dict) -> str:
     name = body.get("worker")
-    if not isinstance(name, str) or not name.strip():
+    if not isinstance(name, str) or not name.strip() or not _is_encodable(name):
         raise InvalidInput("worker (a name) is required", code="invalid_worker")
     if len(name) > defaults.WORKER_NAME_MAX_CHARS:
         raise InvalidInput(
@@ -177,7 +186,7 @@ def model_list(body: dict) -> list[str]:
 
 def lease_from(body) -> str:
     lease = body.get("lease")
-    if not isinstance(lease, str) or not lease or len(lease) > 200:
+    if not isinstance(lease, str) or not lease or len(lease) > 200 or not _is_encodable(lease):
         raise InvalidInput("lease is required", code="invalid_lease")
     return lease
 
@@ -191,7 +200,7 @@ def progress_from(body: dict) -> float:
 
 def error_text(body: dict) -> str:
     error = body.get("error")
-    if not isinstance(error, str) or not error.strip():
+    if not isinstance(error, str) or not error.strip() or not _is_encodable(error):
         raise InvalidInput("error (text) is required", code="invalid_error")
     return error.strip()[: defaults.ERROR_MAX_CHARS]
 

@@ -54,6 +54,7 @@ BAD_SUBMISSIONS = [
     ({"prompt": "x" * 501}, "invalid_prompt"),
     ({"prompt": 5}, "invalid_prompt"),
     ({"prompt": "a\x00b"}, "invalid_prompt"),
+    ({"prompt": "lone \ud800 surrogate"}, "invalid_prompt"),
     ({"seed": -1}, "invalid_seed"),
     ({"seed": 2**31}, "invalid_seed"),
     ({"seed": 1.5}, "invalid_seed"),
@@ -91,7 +92,7 @@ def test_limits_are_inclusive(client):
     assert submit(client, seed=0, grid=1, condition_scale=1).status_code == 201
 
 
-@pytest.mark.parametrize("raw", [b"{", b"[1, 2]", b'"text"', b"\xff\xfe"])
+@pytest.mark.parametrize("raw", [b"{", b"[1, 2]", b'"text"', b"\xff\xfe", b"[" * 100_000])
 def test_malformed_json_is_a_400_not_a_500(client, raw):
     response = client.post("/api/v1/jobs", data=raw, content_type="application/json")
     assert response.status_code == 400
