@@ -1,5 +1,312 @@
-"""The phone-first pages (work in progress: the pages helper fills this in)."""
+"""The phone-first pages: submit and live queue, gallery, job page, login, PWA manifest.
 
-from flask import Blueprint
+Every page works without JavaScript: each button is a real <form method=post> carrying the
+session's CSRF token (server/auth.py), answered with a 303 redirect (post/redirect/get) so a
+phone's back button or reload never submits twice. static/*.js then adds live status by polling
+the same JSON API the workers' results land in (shared/API.md, "For people"). A view validates,
+calls one queue or catalog verb, then renders (STYLE 23); a form that fails validation is shown
+again with its message and with everything the person typed, never emptied.
+"""
+
+import json
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+    session,
+    url_for,
+)
+
+from . import auth, defaults, validation
+from .errors import InvalidInput
+from .models import FINISHED_STATUSES, JobStatus
+from .serialize import job_json, result_meta
 
 bp = Blueprint("pages", __name__)
+
+GALLERY_PAGE_SIZE = 24
+RECENT_COUNT = 6  # finished jobs shown under the live queue
+FLASH_PROMPT_CHARS = 60  # flashes live in the session cookie (4 KB): keep them short
+ACTIVE_STATUSES = [JobStatus.QUEUED.value, JobStatus.RUNNING.value]
+FINISHED = [status.value for status in FINISHED_STATUSES]
+THEME_COLOR = "#6d5dfc"
+# Browsers fetch the manifest and the service worker without asking the person to log in first.
+PUBLIC_ENDPOINTS = {"pages.login", "pages.manifest", "pages.service_worker"}
+FORM_ONLY_FIELDS = (auth.CSRF_FIELD, "next")
+
+# The shape of job_json() with nothing in it: JS clones rows rendered from it (<template>).
+BLANK_JOB = {
+    "id": "", "prompt": "", "seed": 0, "grid": defaults.GRID_DEFAULT, "model": "",
+    "params": {}, "status": JobStatus.QUEUED.value, "progress": 0.0, "position": None,
+    "attempts": 0, "error": None, "parent_id": None, "created_at": None, "started_at": None,
+    "finished_at": None, "grid_url": None, "image_urls": [], "thumb_url": None,
+}
+
+
+def services():
+    return current_app.extensions["dalleq"]
+
+
+def settings():
+    return current_app.config["DALLEQ"]
+
+
+def public(rows: list[dict]) -> list[dict]:
+    """Rows as the API's job objects, so templates and static JS read the same fields."""
+    return [job_json(row, request.script_root) for row in rows]
+
+
+def form_fields() -> dict:
+    """The posted form without the fields that only steer this page (token, return path)."""
+    return {key: value for key, value in request.form.items() if key not in FORM_ONLY_FIELDS}
+
+
+def safe_next(target: str | None, fallback: str = "/") -> str:
+    """`target` when it is a path on this site, else `fallback`: no open redirects.
+
+    Refuses schemes, hosts, protocol-relative `//host` and `/\\host` (browsers read a backslash
+    as a slash), and control characters.
+    """
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return fallback
+    if any(ord(char) < 32 or char == "\\" for char in target):
+        return fallback
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return fallback
+    return target
+
+
+def back_to(default_url: str) -> str:
+    """Where a button's redirect goes: its form's `next` when local, else `default_url`."""
+    target = safe_next(request.form.get("next"), "")
+    return request.script_root + target if target else default_url
+
+
+@bp.before_request
+def guard():
+    """Log-in first (when a password is set), then CSRF on every form post."""
+    if request.endpoint not in PUBLIC_ENDPOINTS and not auth.is_logged_in():
+        if request.method in ("GET", "HEAD"):
+            return redirect(url_for("pages.login", next=request.full_path.rstrip("?")))
+        auth.require_login()
+    if request.method in auth.UNSAFE_METHODS:
+        auth.check_same_origin()
+        auth.check_form_csrf(request.form.get(auth.CSRF_FIELD))
+    return None
+
+
+@bp.app_context_processor
+def page_context():
+    """What base.html needs on every page, error pages included: reads only, no session writes."""
+    return {
+        "has_password": bool(settings().password),
+        "is_logged_in": auth.is_logged_in(),
+        "notice": current_app.config.get("DALLEQ_NOTICE"),
+        "theme_color": THEME_COLOR,
+    }
+
+
+# -- submit and the live queue ----------------------------------------------------------------
+def form_defaults() -> dict:
+    """The submit form's starting values: shared/API.md's defaults as the inputs show them."""
+    return {
+        "grid": defaults.GRID_DEFAULT,
+        "model": settings().default_model,
+        "temperature": defaults.TEMPERATURE_DEFAULT,
+        "top_k": defaults.TOP_K_DEFAULT,
+        "top_p": "" if defaults.TOP_P_DEFAULT is None else defaults.TOP_P_DEFAULT,
+        "condition_scale": defaults.CONDITION_SCALE_DEFAULT,
+        "seed": "",
+        "prompt": "",
+    }
+
+
+def queue_order(active: list[dict]) -> list[dict]:
+    """Running jobs first, then queued ones by their place in line."""
+    return sorted(
+        active, key=lambda job: (job["status"] != JobStatus.RUNNING.value, job["position"] or 0)
+    )
+
+
+def render_index(form: dict | None = None, error: str | None = None, status: int = 200):
+    services().queue.expire_if_due()
+    catalog = services().catalog
+    active, _ = catalog.page(statuses=ACTIVE_STATUSES, limit=defaults.LIST_LIMIT_MAX)
+    recent, _ = catalog.page(statuses=FINISHED, limit=RECENT_COUNT)
+    page = render_template(
+        "index.html",
+        form=form_defaults() | (form or {}),
+        error=error,
+        active=queue_order(public(active)),
+        recent=public(recent),
+        blank_job=BLANK_JOB,
+        grid_sizes=range(defaults.GRID_MIN, defaults.GRID_MAX + 1),
+        limits=defaults,
+    )
+    return page, status
+
+
+@bp.get("/")
+def index():
+    return render_index()
+
+
+@bp.post("/jobs")
+def submit():
+    form = form_fields()
+    try:
+        fields = validation.new_job_fields(form, settings().default_model)
+    except InvalidInput as error:
+        return render_index(form, error.message, 400)
+    job = services().queue.submit(fields)
+    flash(f"Queued “{shorten(job['prompt'])}”", "queued")
+    return redirect(url_for("pages.index", _anchor=f"job-{job['id']}"), 303)
+
+
+def shorten(text: str) -> str:
+    return text if len(text) <= FLASH_PROMPT_CHARS else text[: FLASH_PROMPT_CHARS - 1] + "…"
+
+
+# -- gallery ----------------------------------------------------------------------------------
+@bp.get("/gallery")
+def gallery():
+    query = request.args.get("q", "").strip()
+    rows, next_cursor = services().catalog.page(
+        statuses=[JobStatus.DONE.value],
+        query=query,
+        limit=GALLERY_PAGE_SIZE,
+        cursor=request.args.get("cursor") or None,
+    )
+    return render_template(
+        "gallery.html",
+        jobs=public(rows),
+        query=query,
+        next_cursor=next_cursor,
+        page_size=GALLERY_PAGE_SIZE,
+        blank_job=BLANK_JOB,
+    )
+
+
+# -- one job ----------------------------------------------------------------------------------
+def render_job(row: dict, *, edit: dict | None = None, error: str | None = None, status=200):
+    job = job_json(row, request.script_root)
+    page = render_template(
+        "job.html",
+        job=job,
+        meta=result_meta(row),
+        is_active=job["status"] in ACTIVE_STATUSES,
+        cancel_requested=bool(row.get("cancel_requested")),
+        edit=edit,
+        error=error,
+    )
+    return page, status
+
+
+@bp.get("/jobs/<job_id>")
+def job(job_id):
+    services().queue.expire_if_due()
+    return render_job(services().catalog.get(job_id))
+
+
+@bp.post("/jobs/<job_id>/rerun")
+def rerun(job_id):
+    """Rerun with new seeds, the same seed, or an edited prompt (validation.rerun_fields)."""
+    parent = services().catalog.get(job_id)
+    form = form_fields()
+    try:
+        fields = validation.rerun_fields(form, parent)
+    except InvalidInput as error:
+        return render_job(parent, edit=form, error=error.message, status=400)
+    new_job = services().queue.submit(fields, parent_id=parent["id"])
+    return redirect(url_for("pages.job", job_id=new_job["id"]), 303)
+
+
+@bp.post("/jobs/<job_id>/cancel")
+def cancel(job_id):
+    services().queue.cancel(job_id)
+    return redirect(back_to(url_for("pages.job", job_id=job_id)), 303)
+
+
+@bp.post("/jobs/<job_id>/delete")
+def delete(job_id):
+    """Delete the job and its files, then go back to the gallery (its page is gone)."""
+    services().storage.remove(services().queue.delete(job_id))
+    flash("Deleted.", "deleted")
+    return redirect(back_to(url_for("pages.gallery")), 303)
+
+
+@bp.get("/jobs")
+@bp.get("/jobs/<job_id>/<any(rerun, cancel, delete):action>")
+def after_a_form(job_id=None, action=None):
+    """A reload or a shared link of a form's address (after a 400 page) goes to its page."""
+    if job_id is None:
+        return redirect(url_for("pages.index"))
+    return redirect(url_for("pages.job", job_id=job_id))
+
+
+# -- the optional password --------------------------------------------------------------------
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    next_path = safe_next(request.values.get("next"))
+    if not settings().password or (request.method == "GET" and auth.is_logged_in()):
+        return redirect(request.script_root + next_path, 303)
+    if request.method == "POST":
+        if auth.log_in(request.form.get("password", "")):
+            return redirect(request.script_root + next_path, 303)
+        # One message for every failure: nothing tells a guesser what was wrong.
+        return render_template("login.html", next=next_path, error="Wrong password."), 401
+    return render_template("login.html", next=next_path, error=None)
+
+
+@bp.post("/logout")
+def logout():
+    session.clear()
+    return redirect(url_for("pages.login"), 303)
+
+
+# -- installable web app ----------------------------------------------------------------------
+@bp.get("/manifest.webmanifest")
+def manifest():
+    """The web app manifest, so a phone can put the queue on its home screen."""
+    icons = [
+        {
+            "src": url_for("static", filename=f"icon-{side}.png"),
+            "sizes": f"{side}x{side}",
+            "type": "image/png",
+            "purpose": "any",
+        }
+        for side in (192, 512)
+    ]
+    body = {
+        "name": "dalle-queue",
+        "short_name": "dalle-queue",
+        "description": "Queue prompts for the GPU at home and browse the results.",
+        "start_url": url_for("pages.index"),
+        "scope": url_for("pages.index"),
+        "display": "standalone",
+        "background_color": "#111318",
+        "theme_color": THEME_COLOR,
+        "icons": icons,
+    }
+    return current_app.response_class(
+        json.dumps(body, ensure_ascii=False), mimetype="application/manifest+json"
+    )
+
+
+@bp.get("/sw.js")
+def service_worker():
+    """The service worker, served from the root so its scope covers every page.
+
+    It caches nothing; it exists so Android browsers can show "done" notifications
+    (they refuse `new Notification()` outside a service worker).
+    """
+    response = send_from_directory(current_app.static_folder, "sw.js", max_age=0)
+    response.headers["Cache-Control"] = "no-cache"
+    return response

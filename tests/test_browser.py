@@ -1,0 +1,289 @@
+"""The phone pages in a real Chromium at a phone's size, against the real server in a subprocess.
+
+A test worker speaks the worker protocol over HTTP (claim, heartbeat, result with real PNGs), so
+what the page shows live (queued, running at 50%, the finished grid) comes from the same code
+paths a GPU worker drives. Nothing here sleeps: every wait is a Playwright expectation with a
+deadline, comfortably above the pages' 2-second polling interval.
+"""
+
+import shutil
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import WORKER_TOKEN
+from tests.helpers import ServerProcess, result_files
+
+sync_api = pytest.importorskip("playwright.sync_api")
+expect = sync_api.expect
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run",
+]
+PHONE = dict(
+    viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True
+)
+WAIT_MS = 10_000  # several polling rounds (static/app.js polls every 2 s)
+HTTP_TIMEOUT_SECONDS = 10
+
+if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+    pytest.skip(f"no Chromium at {CHROMIUM}", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def phone_page(browser, base_url, **options):
+    context = browser.new_context(base_url=base_url, **PHONE, **options)
+    context.set_default_timeout(WAIT_MS)
+    return context, context.new_page()
+
+
+@pytest.fixture
+def phone(browser, live_server):
+    """A phone-sized page on the live server that may show notifications."""
+    context, page = phone_page(browser, live_server.url)
+    context.grant_permissions(["notifications"])
+    expect.set_options(timeout=WAIT_MS)
+    yield page
+    context.close()
+
+
+class HttpWorker:
+    """A GPU worker's side of shared/API.md over real HTTP."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.headers = {"Authorization": f"Bearer {WORKER_TOKEN}"}
+
+    def post(self, path, **kwargs):
+        return requests.post(
+            self.url + path, headers=self.headers, timeout=HTTP_TIMEOUT_SECONDS, **kwargs
+        )
+
+    def claim(self) -> tuple[dict, str]:
+        body = {"worker": "browser-test", "models": ["mini"]}
+        response = self.post("/api/v1/worker/claim", json=body)
+        assert response.status_code == 200, response.text
+        (claimed,) = response.json()["jobs"]
+        return claimed["job"], claimed["lease"]
+
+    def heartbeat(self, job_id: str, lease: str, progress: float) -> None:
+        response = self.post(
+            f"/api/v1/worker/jobs/{job_id}/heartbeat", json={"lease": lease, "progress": progress}
+        )
+        assert response.status_code == 200, response.text
+
+    def finish(self, job_id: str, lease: str, grid: int) -> dict:
+        response = self.post(
+            f"/api/v1/worker/jobs/{job_id}/result", data={"lease": lease}, files=result_files(grid)
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+def api_submit(url: str, **body) -> dict:
+    """Queue a job the way a script would (no cookie, so no CSRF token needed)."""
+    response = requests.post(f"{url}/api/v1/jobs", json=body, timeout=HTTP_TIMEOUT_SECONDS)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def api_job(url: str, job_id: str) -> dict:
+    return requests.get(f"{url}/api/v1/jobs/{job_id}", timeout=HTTP_TIMEOUT_SECONDS).json()
+
+
+def submit_from_page(page, prompt: str, grid: int) -> str:
+    """Type a prompt on the queue page and send it; returns the new job's id."""
+    page.goto("/")
+    page.get_by_label("Prompt").fill(prompt)
+    page.get_by_role("radio", name=f"{grid}×{grid}").check()
+    page.get_by_role("button", name="Queue it").click()
+    page.wait_for_url("**/#job-*")
+    return page.url.rsplit("#job-", 1)[1]
+
+
+def wake(page) -> None:
+    """Tell the page the network is back, as a phone waking up does: it polls at once."""
+    page.evaluate("window.dispatchEvent(new Event('online'))")
+
+
+def mark_page(page) -> None:
+    """Leave a mark in the page's JS state: if the page reloads, the mark is gone."""
+    page.evaluate("window.stillTheSamePage = true")
+
+
+def assert_not_reloaded(page) -> None:
+    assert page.evaluate("window.stillTheSamePage") is True
+
+
+def test_submit_watch_progress_see_grid_open_tile_and_rerun(phone, live_server):
+    worker = HttpWorker(live_server.url)
+    job_id = submit_from_page(phone, "a red fox in the snow", grid=2)
+    row = phone.locator(f"#active-list #job-{job_id}")
+    expect(row).to_contain_text("a red fox in the snow")
+    expect(row.locator(".status")).to_have_text("Queued")
+    expect(row.locator(".position")).to_have_text("#1 in line")
+
+    row.locator("a.job-link").tap()
+    phone.wait_for_url(f"**/jobs/{job_id}")
+    mark_page(phone)
+    status = phone.locator("#job-status .status")
+    expect(status).to_have_text("Queued")
+
+    # The page polls every 2 s by itself (test_live_queue_... waits for that); here each step
+    # wakes it at once, which is also what happens when a phone comes back online.
+    job, lease = worker.claim()
+    assert job["id"] == job_id
+    wake(phone)
+    expect(status).to_have_text("Running")
+    worker.heartbeat(job_id, lease, 0.5)
+    wake(phone)
+    expect(phone.locator("#job-status .percent")).to_have_text("50%")
+    expect(phone.locator("#job-status progress")).to_have_js_property("value", 0.5)
+
+    worker.finish(job_id, lease, grid=2)
+    wake(phone)
+    tiles = phone.locator("#job-result a.tile")
+    expect(tiles).to_have_count(4)
+    expect(status).to_have_text("Done")
+    expect(phone).to_have_title("✓ done · a red fox in the snow")
+    expect(phone.locator("#job-status form")).to_have_count(0)  # no cancel once done
+    assert_not_reloaded(phone)
+    tile_image = tiles.nth(1).locator("img")
+    expect(tile_image).to_have_js_property("complete", True)
+    assert tile_image.evaluate("image => image.naturalWidth") == 256
+
+    tiles.nth(1).tap()
+    lightbox = phone.locator("#lightbox")
+    expect(lightbox).to_be_visible()
+    expect(lightbox.locator("img")).to_have_attribute("src", f"/files/{job_id}/tile_1.png")
+    expect(phone.locator("#lightbox-count")).to_have_text("2 / 4")
+    expect(lightbox.locator("img")).to_have_js_property("naturalWidth", 256)
+    lightbox.get_by_role("button", name="Next").tap()
+    expect(lightbox.locator("img")).to_have_attribute("src", f"/files/{job_id}/tile_2.png")
+    lightbox.get_by_role("button", name="Close").tap()
+    expect(lightbox).to_be_hidden()
+
+    phone.get_by_role("button", name="Rerun with new seeds").tap()
+    phone.wait_for_url(lambda url: "/jobs/" in url and not url.endswith(job_id))
+    new_id = phone.url.rsplit("/", 1)[1]
+    expect(phone.locator("a.parent-link")).to_have_attribute("href", f"/jobs/{job_id}")
+    expect(phone.locator("#job-status .status")).to_have_text("Queued")
+    rerun = api_job(live_server.url, new_id)
+    assert rerun["parent_id"] == job_id and rerun["prompt"] == "a red fox in the snow"
+
+
+def test_live_queue_follows_a_job_to_the_finished_list(phone, live_server):
+    worker = HttpWorker(live_server.url)
+    job_id = submit_from_page(phone, "a lighthouse at night", grid=1)
+    mark_page(phone)
+    row = phone.locator(f"#active-list #job-{job_id}")
+    expect(row.locator(".status")).to_have_text("Queued")
+
+    job, lease = worker.claim()
+    expect(row.locator(".status")).to_have_text("Running")  # found by the page's own timer
+    expect(phone.locator("[data-counts]")).to_have_text("1 running · 0 queued")
+    worker.heartbeat(job_id, lease, 0.5)
+    wake(phone)
+    expect(row.locator(".percent")).to_have_text("50%")
+    worker.heartbeat(job_id, lease, 0.75)
+    wake(phone)
+    expect(row.locator(".percent")).to_have_text("75%")
+
+    worker.finish(job_id, lease, grid=1)
+    wake(phone)
+    finished = phone.locator(f"#recent-list #job-{job_id}")
+    expect(finished.locator(".status")).to_have_text("Done")
+    thumb = finished.locator("img.job-thumb")
+    expect(thumb).to_have_attribute("src", f"/files/{job_id}/thumb.webp")
+    expect(row).to_have_count(0)
+    expect(phone.locator("[data-empty]")).to_be_visible()
+    expect(phone).to_have_title("✓ done · a lighthouse at night")
+    assert_not_reloaded(phone)
+
+
+def test_cancel_from_the_queue_uses_the_api_with_the_csrf_header(phone, live_server):
+    job_id = submit_from_page(phone, "a cat made of clouds", grid=1)
+    mark_page(phone)
+    with phone.expect_response(f"**/api/v1/jobs/{job_id}/cancel") as response_info:
+        phone.locator(f"#active-list #job-{job_id}").get_by_role("button", name="Cancel").tap()
+    response = response_info.value
+    assert response.status == 200
+    assert response.request.headers.get("x-csrf-token")
+    expect(phone.locator(f"#recent-list #job-{job_id} .status")).to_have_text("Canceled")
+    assert api_job(live_server.url, job_id)["status"] == "canceled"
+    assert_not_reloaded(phone)
+
+
+def test_a_typed_prompt_survives_a_refused_form(phone, live_server):
+    phone.goto("/")
+    phone.get_by_label("Prompt").fill("a long prompt I do not want to type again")
+    # The session is gone (cookie cleared, server restarted...): the form's token is refused.
+    phone.context.clear_cookies()
+    phone.get_by_role("button", name="Queue it").click()
+    expect(phone.locator(".error-status")).to_have_text("403")
+    phone.get_by_role("link", name="Back to the queue").click()
+    expect(phone.get_by_label("Prompt")).to_have_value("a long prompt I do not want to type again")
+
+
+def test_gallery_scrolls_into_the_next_pages(phone, live_server):
+    worker = HttpWorker(live_server.url)
+    job_count = 30  # more than one page of 24
+    for number in range(job_count):
+        api_submit(live_server.url, prompt=f"lighthouse {number}", grid=1)
+        job, lease = worker.claim()
+        worker.finish(job["id"], lease, grid=1)
+    phone.goto("/gallery")
+    mark_page(phone)
+    cards = phone.locator("#gallery .thumb-card")
+    expect(cards).to_have_count(24)
+    phone.locator("#more").scroll_into_view_if_needed()
+    expect(cards).to_have_count(job_count)
+    expect(phone.locator("#more")).to_have_count(0)
+    expect(cards.last).to_contain_text("lighthouse 0")
+    assert_not_reloaded(phone)
+
+    phone.get_by_role("searchbox").fill("lighthouse 7")
+    phone.get_by_role("searchbox").press("Enter")
+    phone.wait_for_url("**/gallery?q=lighthouse+7")
+    expect(cards).to_have_count(1)
+    expect(cards.first).to_contain_text("lighthouse 7")
+
+
+def test_password_mode_login_then_submit(browser, tmp_path):
+    # This context is not granted notifications, so the submit also goes through the permission
+    # request (headless Chromium answers it by itself) before the form is sent.
+    server = ServerProcess(
+        tmp_path, env={"DALLEQ_WORKER_TOKEN": WORKER_TOKEN, "DALLEQ_PASSWORD": "pw"}
+    ).start()
+    context, page = phone_page(browser, server.url)
+    try:
+        page.goto("/gallery")
+        page.wait_for_url("**/login?next=/gallery")
+        page.get_by_label("Password").fill("wrong")
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("alert")).to_have_text("Wrong password.")
+        page.get_by_label("Password").fill("pw")
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(f"{server.url}/gallery")
+
+        job_id = submit_from_page(page, "a locked-up fox", grid=1)
+        row = page.locator(f"#active-list #job-{job_id}")
+        expect(row.locator(".status")).to_have_text("Queued")
+        HttpWorker(server.url).claim()
+        wake(page)
+        expect(row.locator(".status")).to_have_text("Running")  # the API answers the session
+    finally:
+        context.close()
+        server.stop()
