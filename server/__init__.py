@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from . import api_jobs, api_worker, auth, db, error_pages, files, pages
     from .catalog import Catalog
     from .queue import JobQueue
+    from .sessions import CachedCookieSessionInterface
     from .storage import Storage
 
     settings = settings or load_settings()
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         JSON_SORT_KEYS=False,
     )
     app.json.sort_keys = False
+    app.session_interface = CachedCookieSessionInterface()
     engine = db.make_engine(settings.database_url)
     db.upgrade(engine)
     app.extensions["dalleq"] = Services(

@@ -41,7 +41,7 @@ def render(job: dict, status: int = 200):
 @bp.post("")
 def submit():
     fields = validation.new_job_fields(json_body(), current_app.config["DALLEQ"].default_model)
-    return render(services().catalog.with_position(services().queue.submit(fields)), 201)
+    return render(services().queue.submit(fields), 201)
 
 
 @bp.get("/<job_id>")
@@ -76,8 +76,7 @@ def rerun(job_id):
     body = json_body()
     parent = services().catalog.get(job_id)
     fields = validation.rerun_fields(body, parent)
-    job = services().queue.submit(fields, parent_id=parent["id"])
-    return render(services().catalog.with_position(job), 201)
+    return render(services().queue.submit(fields, parent_id=parent["id"]), 201)
 
 
 @bp.post("/<job_id>/cancel")

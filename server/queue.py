@@ -11,6 +11,7 @@ import json
 import logging
 import secrets
 import threading
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta
 
 from sqlalchemy import (
@@ -44,6 +45,9 @@ LEASE_BYTES = 18
 # and computing its cache key on every call cost more CPU than SQLite's own work for one job
 # (bench/bench_server.py); a statement object built once keeps its compiled form and cache key.
 SUBMIT_STATEMENT = insert(jobs).returning(*jobs.c)
+QUEUED_UP_TO = select(func.count()).where(
+    jobs.c.status == JobStatus.QUEUED.value, jobs.c.seq <= bindparam("seq")
+)
 # The oldest queued jobs for `models`, at most `max_jobs` of them (FOR UPDATE SKIP LOCKED on
 # PostgreSQL; SQLite has one writer at a time and ignores it).
 OLDEST_QUEUED = (
@@ -100,10 +104,25 @@ class JobQueue:
         # Long-polling claims wait on this; submit() wakes them (other processes are caught by the
         # pollers' periodic re-check).
         self.job_submitted = threading.Condition()
+        # SQLite has one writer at a time. Threads of this process queue on a lock, woken the
+        # moment it is free, instead of polling in SQLite's busy handler, which sleeps up to
+        # 100 ms between tries (that sleeping was most of the p99 under load in
+        # bench/bench_server.py). Other processes still meet the busy timeout; PostgreSQL needs
+        # neither.
+        self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
+
+    @contextmanager
+    def _transaction(self):
+        """One write transaction: commits on success, rolls back on any exception."""
+        with self._write_lock, self.engine.begin() as connection:
+            yield connection
 
     # -- people ---------------------------------------------------------------------------
     def submit(self, fields: dict, *, parent_id: str | None = None, now: datetime | None = None):
-        """Queue a new job from validated fields (server/validation.py); returns its row."""
+        """Queue a new job from validated fields (server/validation.py).
+
+        Returns its row with `position`, its place in the queue.
+        """
         now = now or utcnow()
         values = dict(
             fields,
@@ -115,17 +134,19 @@ class JobQueue:
             created_at=now,
             cancel_requested=False,
         )
-        with self.engine.begin() as connection:
-            row = connection.execute(SUBMIT_STATEMENT, values).one()
+        with self._transaction() as connection:
+            job = connection.execute(SUBMIT_STATEMENT, values).one()._asdict()
+            # Counted in the same transaction, so the answer matches the queue the job joined.
+            job["position"] = connection.execute(QUEUED_UP_TO, {"seq": job["seq"]}).scalar_one()
         with self.job_submitted:
             self.job_submitted.notify_all()
-        log.info("job %s submitted (model %s, grid %d)", row.id, row.model, row.grid)
-        return row._asdict()
+        log.info("job %s submitted (model %s, grid %d)", job["id"], job["model"], job["grid"])
+        return job
 
     def cancel(self, job_id: str, *, now: datetime | None = None):
         """Cancel a queued job at once; ask a running one's worker to stop at its next heartbeat."""
         now = now or utcnow()
-        with self.engine.begin() as connection:
+        with self._transaction() as connection:
             row = connection.execute(
                 update(jobs)
                 .where(jobs.c.id == job_id, jobs.c.status == JobStatus.QUEUED.value)
@@ -149,7 +170,7 @@ class JobQueue:
 
     def delete(self, job_id: str) -> str | None:
         """Delete a job and its image rows; returns its files folder for the caller to remove."""
-        with self.engine.begin() as connection:
+        with self._transaction() as connection:
             row = connection.execute(
                 delete(jobs).where(jobs.c.id == job_id).returning(jobs.c.seq, jobs.c.files_dir)
             ).one_or_none()
@@ -173,7 +194,7 @@ class JobQueue:
             "claim_worker": worker,
             "claim_now": now,
         }
-        with self.engine.begin() as connection:
+        with self._transaction() as connection:
             if connection.dialect.name == "sqlite":
                 rows = connection.execute(CLAIM_OLDEST_STATEMENT, params).all()
             else:
@@ -189,7 +210,7 @@ class JobQueue:
     def heartbeat(self, job_id: str, lease: str, progress: float, *, now=None) -> dict:
         """Record progress and extend the lease; returns the row (with cancel_requested)."""
         now = now or utcnow()
-        with self.engine.begin() as connection:
+        with self._transaction() as connection:
             row = connection.execute(
                 update(jobs)
                 .where(self._holds(job_id, lease))
@@ -207,7 +228,7 @@ class JobQueue:
         changes, and the caller removes the files it wrote); any other lease gets StaleLease.
         """
         now = now or utcnow()
-        with self.engine.begin() as connection:
+        with self._transaction() as connection:
             row = connection.execute(
                 update(jobs)
                 .where(self._holds(job_id, lease))
@@ -257,7 +278,7 @@ class JobQueue:
     def fail(self, job_id: str, lease: str, error: str, retryable: bool, *, now=None) -> dict:
         """End this attempt: back to queued when retryable and attempts remain, else failed."""
         now = now or utcnow()
-        with self.engine.begin() as connection:
+        with self._transaction() as connection:
             row = connection.execute(
                 update(jobs)
                 .where(self._holds(job_id, lease))
@@ -275,7 +296,7 @@ class JobQueue:
         message = literal("lease expired: worker ") + func.coalesce(jobs.c.worker, "?") + literal(
             " stopped reporting"
         )
-        with self.engine.begin() as connection:
+        with self._transaction() as connection:
             result = connection.execute(
                 update(jobs)
                 .where(jobs.c.status == JobStatus.RUNNING.value, jobs.c.lease_expires_at < now)
