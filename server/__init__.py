@@ -10,11 +10,11 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, current_app
 
 from .config import Settings, load_settings
 
-__all__ = ["create_app", "Settings", "load_settings"]
+__all__ = ["Settings", "create_app", "load_settings", "services"]
 
 SESSION_DAYS = 90
 SECRET_KEY_FILE = ".secret_key"
@@ -51,6 +51,11 @@ class Services:
     queue: object
     catalog: object
     storage: object
+
+
+def services() -> Services:
+    """The current app's shared pieces (views call this rather than reaching into extensions)."""
+    return current_app.extensions["dalleq"]
 
 
 def create_app(settings: Settings | None = None) -> Flask:

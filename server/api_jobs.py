@@ -4,7 +4,7 @@ import json
 
 from flask import Blueprint, current_app, jsonify, request
 
-from . import auth, defaults, validation
+from . import auth, defaults, services, validation
 from .errors import InvalidInput
 from .models import JobStatus
 from .serialize import job_json
@@ -28,10 +28,6 @@ def json_body() -> dict:
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidInput("the request body is not valid JSON", code="invalid_json") from None
     return validation.require_object(body)
-
-
-def services():
-    return current_app.extensions["dalleq"]
 
 
 def render(job: dict, status: int = 200):

@@ -7,10 +7,10 @@ server/queue.py checks the lease in its WHERE clause and answers 409 when it is 
 import json
 import time
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
-from . import auth, defaults, validation
-from .api_jobs import json_body, services
+from . import auth, defaults, services, validation
+from .api_jobs import json_body
 from .clock import iso
 from .errors import InvalidInput
 from .images import check_png

@@ -13,7 +13,7 @@ import hmac
 import secrets
 from urllib.parse import urlsplit
 
-from flask import current_app, g, request, session
+from flask import current_app, request, session
 
 from .errors import Forbidden, Unauthorized
 
@@ -100,4 +100,3 @@ def require_worker_token() -> None:
         )
     if scheme.lower() != "bearer" or not same_secret(given.strip(), expected):
         raise Unauthorized("missing or wrong worker token", code="bad_worker_token")
-    g.is_worker = True

@@ -128,14 +128,6 @@ class Catalog:
             )
             return [row._asdict() for row in rows]
 
-    def counts(self) -> dict[str, int]:
-        """How many jobs are in each status (for the queue header)."""
-        with self.engine.connect() as connection:
-            rows = connection.execute(
-                select(jobs.c.status, func.count()).group_by(jobs.c.status)
-            ).all()
-        return {status.value: 0 for status in JobStatus} | dict(rows)
-
     def _add_positions(self, connection, rows: list[dict]) -> None:
         """Set `position` (1 = next to run) on queued jobs and None on the rest.
 

@@ -7,7 +7,7 @@ server at start-up with a clear message rather than surface later as a strange 5
 
 import dataclasses
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 from . import defaults
 from .errors import ConfigError

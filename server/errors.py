@@ -44,9 +44,5 @@ class StaleLease(Conflict):
     code = "stale_lease"
 
 
-class TooLarge(DalleqError):
-    status, code = 413, "too_large"
-
-
 class ConfigError(ValueError):
     """A setting (flag or DALLEQ_* variable) that cannot be used; raised before the server starts."""

@@ -4,8 +4,7 @@ import re
 
 from flask import Blueprint, request, send_file
 
-from . import auth
-from .api_jobs import services
+from . import auth, services
 from .errors import NotFound
 from .models import JobStatus
 from .storage import file_names

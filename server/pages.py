@@ -23,7 +23,7 @@ from flask import (
     url_for,
 )
 
-from . import auth, defaults, validation
+from . import auth, defaults, services, validation
 from .errors import InvalidInput
 from .models import FINISHED_STATUSES, JobStatus
 from .serialize import job_json, result_meta
@@ -47,10 +47,6 @@ BLANK_JOB = {
     "attempts": 0, "error": None, "parent_id": None, "created_at": None, "started_at": None,
     "finished_at": None, "grid_url": None, "image_urls": [], "thumb_url": None,
 }
-
-
-def services():
-    return current_app.extensions["dalleq"]
 
 
 def settings():

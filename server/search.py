@@ -47,14 +47,6 @@ def _matches(dialect_name: str, query):
     return document.op("@@")(func.to_tsquery(literal_column("'simple'"), query))
 
 
-def matching_seqs(dialect_name: str, words: list[str]):
-    """A SELECT of the `seq` of every job whose prompt matches all `words` (prefixes)."""
-    query = search_query(dialect_name, words)
-    if dialect_name == "sqlite":
-        return select(FTS_TABLE.c.rowid.label("seq")).where(_matches(dialect_name, query))
-    return select(jobs_table.c.seq).where(_matches(dialect_name, query))
-
-
 def select_matching_jobs(dialect_name: str):
     """SELECT of every jobs column for the jobs whose prompt matches the SEARCH_QUERY parameter.
 

@@ -133,7 +133,9 @@ def test_listing_filters_by_status(client, worker):
     queued = submit(client).json["id"]
     canceled = submit(client).json["id"]
     client.post(f"/api/v1/jobs/{canceled}/cancel")
-    ids = lambda q: [j["id"] for j in client.get(f"/api/v1/jobs?status={q}").json["jobs"]]  # noqa
+    def ids(statuses):
+        return [j["id"] for j in client.get(f"/api/v1/jobs?status={statuses}").json["jobs"]]
+
     assert ids("queued") == [queued]
     assert ids("canceled") == [canceled]
     assert ids("queued,canceled") == [canceled, queued]
@@ -156,7 +158,9 @@ def test_search_matches_every_word_as_a_prefix(client):
     fox = submit(client, prompt="A red foxglove in the rain").json["id"]
     owl = submit(client, prompt="an owl, reading by candlelight").json["id"]
     both = submit(client, prompt="Red owl and red fox").json["id"]
-    ids = lambda q: [j["id"] for j in client.get("/api/v1/jobs", query_string={"q": q}).json["jobs"]]  # noqa
+    def ids(query):
+        return [j["id"] for j in client.get("/api/v1/jobs", query_string={"q": query}).json["jobs"]]
+
     assert ids("fox") == [both, fox]
     assert ids("RED fox") == [both, fox]
     assert ids("owl red") == [both]

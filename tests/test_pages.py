@@ -184,7 +184,7 @@ def test_a_validation_error_shows_the_form_again_with_everything_typed(client, f
     html = text_of(response)
     assert response.status_code == 400
     assert message in unescape(html)
-    textarea = re.search(r"<textarea name=\"prompt\"[^>]*>(.*?)</textarea>", html, re.S)
+    textarea = re.search(r"<textarea name=\"prompt\"[^>]*>(.*?)</textarea>", html, re.DOTALL)
     assert unescape(textarea.group(1)) == prompt
     assert "<b>" not in textarea.group(1)  # escaped, not markup
     typed.pop("grid", None)  # a radio group: there is no "9" button to show as chosen

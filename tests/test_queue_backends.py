@@ -9,11 +9,11 @@ from datetime import timedelta
 import pytest
 
 from server import db
+from server.catalog import Catalog
 from server.clock import utcnow
 from server.config import Settings
 from server.errors import Conflict, NotFound, StaleLease
 from server.queue import JobQueue
-from server.catalog import Catalog
 from server.validation import DEFAULT_PARAMS
 
 PROCESS_COUNT = 4
