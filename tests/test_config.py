@@ -42,3 +42,15 @@ def test_every_setting_has_a_variable():
 def test_replace_checks_again():
     with pytest.raises(ConfigError):
         load_settings({}).replace(max_attempts=0)
+
+
+def test_the_session_key_is_made_once_private_and_kept(tmp_path):
+    from server import secret_key
+
+    settings = load_settings({}, data_dir=str(tmp_path / "data"))
+    first = secret_key(settings)
+    assert len(first) >= 48 and secret_key(settings) == first  # logins survive a restart
+    key_file = tmp_path / "data" / ".secret_key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in key_file.parent.iterdir()] == [".secret_key"]
+    assert secret_key(settings.replace(secret_key="given")) == "given"
