@@ -153,14 +153,11 @@ def serve_floor(db_path: str, threads: int) -> None:
     """Run the floor app under waitress on a free port of 127.0.0.1 (a subprocess of the bench)."""
     from waitress import create_server
 
+    from server.serving import run_until_stopped
+
     server = create_server(floor_app(db_path), host="127.0.0.1", port=0, threads=threads)
     print(f"floor serving on http://127.0.0.1:{server.effective_port}/", flush=True)
-    try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
+    run_until_stopped(server)
 
 
 # -- shared set-up ------------------------------------------------------------------------------

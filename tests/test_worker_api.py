@@ -275,18 +275,17 @@ def test_a_jpeg_named_png_is_refused(client, worker):
 def test_missing_and_extra_tiles_are_400(client, worker):
     submit(client, grid=2)
     job, lease = worker.claim_one()
-    headers = worker.headers
-    data = {"lease": lease, "grid": (io.BytesIO(png_bytes(2 * TILE)), "grid.png")}
-    for index in range(3):
-        data[f"image_{index}"] = (io.BytesIO(png_bytes(TILE)), "t.png")
-    missing = client.post(f"/api/v1/worker/jobs/{job['id']}/result", data=data, headers=headers,
-                          content_type="multipart/form-data")
+
+    def post_with_tiles(tile_count):
+        data = {"lease": lease, "grid": (io.BytesIO(png_bytes(2 * TILE)), "grid.png")}
+        for index in range(tile_count):
+            data[f"image_{index}"] = (io.BytesIO(png_bytes(TILE)), "t.png")
+        return client.post(f"/api/v1/worker/jobs/{job['id']}/result", data=data,
+                           headers=worker.headers, content_type="multipart/form-data")
+
+    missing = post_with_tiles(3)
     assert missing.status_code == 400 and missing.json["error"]["code"] == "missing_image"
-    data = {"lease": lease, "grid": (io.BytesIO(png_bytes(2 * TILE)), "grid.png")}
-    for index in range(5):
-        data[f"image_{index}"] = (io.BytesIO(png_bytes(TILE)), "t.png")
-    extra = client.post(f"/api/v1/worker/jobs/{job['id']}/result", data=data, headers=headers,
-                        content_type="multipart/form-data")
+    extra = post_with_tiles(5)
     assert extra.status_code == 400 and extra.json["error"]["code"] == "unexpected_image"
 
 
