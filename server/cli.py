@@ -5,6 +5,8 @@ import sys
 
 import click
 
+from minidalle import cli as model_commands
+
 from . import defaults
 from .errors import ConfigError
 
@@ -126,6 +128,11 @@ def db_example(path):
 
     write_example(path)
     click.echo(f"wrote {path}")
+
+
+# `weights` and `generate` import JAX only when they run, so `serve` works without the model stack.
+main.add_command(model_commands.weights)
+main.add_command(model_commands.generate)
 
 
 if __name__ == "__main__":

@@ -119,3 +119,24 @@ def live_server(tmp_path):
     server = ServerProcess(tmp_path, env={"DALLEQ_WORKER_TOKEN": WORKER_TOKEN}).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """A random checkpoint in the published format, written once by the product's own writer."""
+    pytest.importorskip("jax")
+    from minidalle.tiny import write_tiny_checkpoint
+
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def jax_cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("jax-cache")
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tiny_checkpoint, jax_cache_dir):
+    from minidalle.pipeline import Pipeline
+
+    return Pipeline.load(tiny_checkpoint, compilation_cache_dir=jax_cache_dir)

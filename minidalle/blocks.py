@@ -1,0 +1,166 @@
+"""The blocks DalleBart's encoder and decoder layers are built from: norms, attention, GLU.
+
+Shapes and switches follow shared/reference/dalle-mini-architecture.md §1.2 and §3. Submodule names
+are the ones the published checkpoints use (nn.compact auto-names such as `Dense_0`, or the
+attribute names of HF's `FlaxBartAttention`), so `flax_model.msgpack` loads without renaming.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from .config import DalleBartConfig
+from .cpu_matmul import matmul
+
+LAYER_NORM_EPSILON = 1e-5  # §1.2: every LayerNorm in DalleBart
+
+
+class RMSNorm(nn.Module):
+    """x·rsqrt(mean(x²)+eps)·scale: no mean subtraction, no bias (`ln_type="rmsnorm"`)."""
+
+    dtype: jnp.dtype = jnp.float32
+    use_scale: bool = True
+
+    @nn.compact
+    def __call__(self, x):
+        x32 = x.astype(jnp.float32)
+        normed = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + LAYER_NORM_EPSILON)
+        if self.use_scale:
+            normed = normed * self.param("scale", nn.initializers.ones, (x.shape[-1],))
+        return normed.astype(self.dtype)
+
+
+def make_norm(config: DalleBartConfig, is_scaled: bool, name: str | None = None) -> nn.Module:
+    """A norm as `ln_type` asks; `is_scaled=False` gives the bias-only LayerNorm (§1.2)."""
+    if config.ln_type == "rmsnorm":
+        return RMSNorm(dtype=config.dtype, use_scale=is_scaled, name=name)
+    return nn.LayerNorm(epsilon=LAYER_NORM_EPSILON, use_scale=is_scaled, dtype=config.dtype,
+                        name=name)
+
+
+def feeds_dense_is_scaled(config: DalleBartConfig) -> bool:
+    """Norms that feed a dense layer are bias-only unless `force_ln_scale` (§1.2)."""
+    return config.force_ln_scale
+
+
+def activation(config: DalleBartConfig):
+    if config.activation_function == "relu":
+        return nn.relu
+    return lambda x: nn.gelu(x, approximate=config.activation_function == "gelu_new")
+
+
+class Dense(nn.Module):
+    """flax's Dense (same `kernel` [in, out] and `bias` params), but the kernel may also arrive
+    packed for the CPU matmul kernel (`checkpoint.pack_decoder_for_cpu`)."""
+
+    features: int
+    use_bias: bool
+    dtype: jnp.dtype
+    kernel_init: nn.initializers.Initializer
+
+    @nn.compact
+    def __call__(self, x):
+        if self.has_variable("params", "kernel"):  # read as is: a packed kernel has another shape
+            kernel = self.get_variable("params", "kernel")
+        else:
+            kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features))
+        y = matmul(x, kernel, self.features, self.dtype)
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(self.dtype)
+        return y
+
+
+def dense(config: DalleBartConfig, features: int, name: str | None = None) -> Dense:
+    return Dense(features, config.use_bias, config.dtype, nn.initializers.normal(config.init_std),
+                 name=name)
+
+
+def attend(queries, keys, values, is_visible, scale: float):
+    """Softmax attention over keys. queries [B,H,Tq,D], keys/values [B,H,Tk,D] (head-major, so
+    neither product transposes the KV cache), is_visible bool broadcastable to [B,1,Tq,Tk].
+    Softmax runs in fp32 whatever the weights. Returns [B,H,Tq,D]."""
+    logits = jnp.einsum("bhqd,bhkd->bhqk", queries, keys, preferred_element_type=jnp.float32)
+    logits = jnp.where(is_visible, logits * scale, jnp.finfo(jnp.float32).min)
+    probs = jax.nn.softmax(logits, axis=-1).astype(values.dtype)
+    return jnp.einsum("bhqk,bhkd->bhqd", probs, values)
+
+
+class FlaxBartAttention(nn.Module):
+    """Multi-head attention without biases (§3.2). Keys and values are projected by their own
+    method so the decoder can compute cross-attention keys once per prompt, not once per token."""
+
+    config: DalleBartConfig
+    head_count: int
+
+    def setup(self):
+        width = self.config.d_model
+        self.q_proj = dense(self.config, width)
+        self.k_proj = dense(self.config, width)
+        self.v_proj = dense(self.config, width)
+        self.out_proj = dense(self.config, width)
+        if self.config.use_head_scale:
+            self.head_scale = self.param(  # (1,1,H,1) in the reference's [B,T,H,D] layout
+                "head_scale", nn.initializers.ones, (1, 1, self.head_count, 1)
+            )
+
+    def split_heads(self, x):
+        """[B,T,d] → [B,H,T,D]: head h owns features [D·h, D·h+D) (§3.2)."""
+        return x.reshape(x.shape[:-1] + (self.head_count, -1)).swapaxes(1, 2)
+
+    def project_keys_values(self, source):
+        """source [B,Tk,d] → (keys, values), each [B,H,Tk,D]."""
+        return self.split_heads(self.k_proj(source)), self.split_heads(self.v_proj(source))
+
+    def __call__(self, x, keys, values, is_visible):
+        """x [B,Tq,d] attends to keys/values [B,H,Tk,D]; is_visible [B,1,Tq,Tk] bool."""
+        queries = self.split_heads(self.q_proj(x))
+        head_dim = queries.shape[-1]
+        if self.config.use_cosine_attention:
+            queries = queries / (jnp.linalg.norm(queries, axis=-1, keepdims=True) + 1e-8)
+            keys = keys / (jnp.linalg.norm(keys, axis=-1, keepdims=True) + 1e-8)
+            scale = 1.0 / self.config.tau_init
+        else:
+            scale = head_dim ** -0.5
+        out = attend(queries, keys, values, is_visible, scale)
+        if self.config.use_head_scale:
+            out = out * self.head_scale.reshape(1, -1, 1, 1).astype(out.dtype)
+        out = out.swapaxes(1, 2)  # [B,Tq,H,D]
+        return self.out_proj(out.reshape(out.shape[:-2] + (-1,)))
+
+
+class GLU(nn.Module):
+    """Normformer GLU feed-forward: W2·LN(act(W0·LN(x)) ⊙ (W1·LN(x))) (§3.1)."""
+
+    config: DalleBartConfig
+    ffn_dim: int
+
+    @nn.compact
+    def __call__(self, x):
+        config = self.config
+        x = make_norm(config, feeds_dense_is_scaled(config))(x)  # LayerNorm_0
+        gate = activation(config)(dense(config, self.ffn_dim)(x))  # Dense_0
+        linear = dense(config, self.ffn_dim)(x)  # Dense_1
+        hidden = make_norm(config, feeds_dense_is_scaled(config))(gate * linear)  # LayerNorm_1
+        return dense(config, config.d_model)(hidden)  # Dense_2
+
+
+class FFN(nn.Module):
+    """Plain two-matrix normformer feed-forward, for configs with `use_glu=false`."""
+
+    config: DalleBartConfig
+    ffn_dim: int
+
+    @nn.compact
+    def __call__(self, x):
+        config = self.config
+        x = make_norm(config, feeds_dense_is_scaled(config))(x)  # LayerNorm_0
+        hidden = activation(config)(dense(config, self.ffn_dim)(x))  # Dense_0
+        hidden = make_norm(config, feeds_dense_is_scaled(config))(hidden)  # LayerNorm_1
+        return dense(config, config.d_model)(hidden)  # Dense_1
+
+
+def feed_forward(config: DalleBartConfig, ffn_dim: int) -> nn.Module:
+    """GLU_0 or FFN_0, as `use_glu` says; the class name gives the checkpoint key."""
+    return GLU(config, ffn_dim) if config.use_glu else FFN(config, ffn_dim)

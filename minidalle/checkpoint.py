@@ -1,0 +1,128 @@
+"""Reading and writing DalleBart weights in the published format (§2 of the reference).
+
+`flax_model.msgpack` is one flax-msgpack dict with the layers stacked (`use_scan=true`). This module
+owns every change of layout (STYLE 14): checking the tree against the config, casting to the
+requested dtype, and splitting the decoder's stacked layers into the reference's unscanned names
+(`FlaxBartDecoderLayers/x[i]` → `FlaxBartDecoderLayer_i/x`) for generation.
+"""
+
+from __future__ import annotations
+
+import mmap
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import serialization
+from flax.traverse_util import flatten_dict, unflatten_dict
+
+from .config import DalleBartConfig
+from .model import DalleBart
+
+MODEL_FILE = "flax_model.msgpack"
+SCANNED_DECODER_LAYERS = "FlaxBartDecoderLayers"
+
+
+def abstract_params(config: DalleBartConfig) -> dict:
+    """The parameter tree's shapes and dtypes, built without allocating (works for mega on CI)."""
+    ids = jnp.zeros((1, config.max_text_length), jnp.int32)
+    tokens = jnp.zeros((1, config.image_length), jnp.int32)
+    model = DalleBart(config.replace(dtype="fp32"))
+    return jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), ids, ids, tokens))["params"]
+
+
+def random_params(config: DalleBartConfig, seed: int) -> dict:
+    """Fresh fp32 numpy weights in the published layout: kernels and embeddings ~ N(0, init_std),
+    norm scales 1, biases 0 (flax's initialisers), drawn with numpy so no model is compiled."""
+    rng = np.random.default_rng(seed)
+    flat = {}
+    for key, spec in sorted(flatten_dict(abstract_params(config), sep="/").items()):
+        leaf = key.rsplit("/", 1)[-1]
+        if leaf in ("kernel", "embedding"):
+            flat[key] = rng.standard_normal(spec.shape, np.float32) * np.float32(config.init_std)
+        elif leaf in ("scale", "head_scale"):
+            flat[key] = np.ones(spec.shape, np.float32)
+        else:
+            flat[key] = np.zeros(spec.shape, np.float32)
+    return unflatten_dict(flat, sep="/")
+
+
+def read_msgpack(path: Path) -> dict:
+    """Restore a flax-msgpack file through a memory map, so mega's 10 GB are not read twice."""
+    with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        return serialization.msgpack_restore(mapped)
+
+
+def check_tree(params: dict, expected: dict, what: str) -> None:
+    """Raise ValueError naming the first missing or misshapen key; extra keys are ignored."""
+    found = flatten_dict(params, sep="/")
+    for key, spec in flatten_dict(expected, sep="/").items():
+        if key not in found:
+            raise ValueError(f"{what}: parameter {key} is missing")
+        if tuple(found[key].shape) != tuple(spec.shape):
+            raise ValueError(
+                f"{what}: parameter {key} has shape {tuple(found[key].shape)}, "
+                f"the config expects {tuple(spec.shape)}"
+            )
+
+
+def keep_expected(params: dict, expected: dict) -> dict:
+    found = flatten_dict(params, sep="/")
+    return unflatten_dict({key: found[key] for key in flatten_dict(expected, sep="/")}, sep="/")
+
+
+def cast_floats(params: dict, dtype) -> dict:
+    """Floating weights to dtype (numpy + ml_dtypes, before they reach the device)."""
+    dtype = np.dtype(dtype)
+    return jax.tree.map(
+        lambda a: a.astype(dtype) if np.issubdtype(a.dtype, np.floating) or a.dtype.kind == "V"
+        else a,
+        params,
+    )
+
+
+def load_params(folder: Path, config: DalleBartConfig) -> dict:
+    """`folder/flax_model.msgpack`, checked against config and cast to config.dtype (numpy)."""
+    path = Path(folder) / MODEL_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: is {folder} a DalleBart checkpoint?")
+    expected = abstract_params(config)
+    params = read_msgpack(path)
+    check_tree(params, expected, str(path))
+    return cast_floats(keep_expected(params, expected), config.dtype)
+
+
+def save_params(folder: Path, params: dict) -> Path:
+    """Write the tree as the published single-file `flax_model.msgpack`."""
+    path = Path(folder) / MODEL_FILE
+    path.write_bytes(serialization.msgpack_serialize(jax.tree.map(np.asarray, params)))
+    return path
+
+
+def unscan_decoder(params: dict, config: DalleBartConfig) -> dict:
+    """Split the decoder's stacked layers into `FlaxBartDecoderLayer_{i}` subtrees (views)."""
+    layers = params["model"]["decoder"]["layers"]
+    stacked = layers[SCANNED_DECODER_LAYERS]
+    unscanned = {
+        f"FlaxBartDecoderLayer_{i}": jax.tree.map(lambda a, i=i: a[i], stacked)
+        for i in range(config.decoder_layers)
+    }
+    decoder = {**params["model"]["decoder"], "layers": unscanned}
+    return {**params, "model": {**params["model"], "decoder": decoder}}
+
+
+def pack_decoder_for_cpu(params: dict) -> dict:
+    """Every dense kernel of the unscanned decoder and the lm_head in the CPU matmul kernel's
+    panel layout (`cpu_matmul.pack`); the encoder keeps XLA's dot (it runs once per prompt)."""
+    from .cpu_matmul import pack
+
+    def pack_kernels(tree):
+        return {name: pack_kernels(value) if isinstance(value, dict)
+                else pack(value) if name == "kernel" else value
+                for name, value in tree.items()}
+
+    decoder = {**params["model"]["decoder"],
+               "layers": pack_kernels(params["model"]["decoder"]["layers"])}
+    return {**params, "model": {**params["model"], "decoder": decoder},
+            "lm_head": {"kernel": pack(params["lm_head"]["kernel"])}}

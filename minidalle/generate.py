@@ -1,0 +1,153 @@
+"""The image-token generation loop: encode prompts once, then 256 cached decoder steps (§4.1).
+
+Rows of a batch are tiles. Each tile carries its own prompt, key and sampling knobs, and nothing a
+tile computes reads another row, so a tile's codes depend only on the weights, its prompt, its
+knobs, its seed and its index (the key is `fold_in(PRNGKey(seed), tile_index)`, then
+`fold_in(key, step)` per step). Prompts are encoded one at a time for the same reason.
+
+With super-conditioning the decoder runs 2n rows per step, the n conditional rows then the same n
+tiles under the empty prompt, so one read of the weights serves both (min-dalle's batching, §4.2).
+
+The loop is one jitted function per batch shape that runs `chunk_steps` steps in a `fori_loop`;
+the host calls it 256 / chunk_steps times, which is where progress is reported and where a caller
+can stop a job (STYLE 16: no Python loop per token).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .config import DalleBartConfig
+from .cpu_matmul import matmul
+from .decoder import DalleBartDecoder, KeysValues, cross_keys_values, init_caches
+from .encoder import DalleBartEncoder
+from .sampling import candidate_count_for, sample_tokens, super_condition
+
+CHUNK_STEPS = 16
+
+ProgressCallback = Callable[[int, int], None]  # (steps done, steps in all); raise to stop
+
+
+class TileRows(NamedTuple):
+    """One row per tile, all [n]: which encoded prompt it uses and its own seed, index and knobs."""
+
+    prompt_index: np.ndarray  # int32
+    seed: np.ndarray  # uint32
+    tile_index: np.ndarray  # int32
+    temperature: np.ndarray  # float32 > 0
+    top_k: np.ndarray  # int32, 0 = off
+    top_p: np.ndarray  # float32, 1.0 = off
+    condition_scale: np.ndarray  # float32, 1.0 = off
+
+
+class SampleState(NamedTuple):
+    codes: jax.Array  # [n, S] int32: the tokens drawn so far
+    previous: jax.Array  # [R] int32: each decoder row's last token (BOS before step 0)
+    caches: list  # per layer KeysValues [R, H, S, D]
+
+
+class EncodedPrompt(NamedTuple):
+    crosses: list  # per decoder layer, cross-attention KeysValues [1,H,Te,D]
+    mask: jax.Array  # [1,Te] int32, 1 on real tokens
+
+
+@functools.partial(jax.jit, static_argnames="config")
+def encode_prompt(config: DalleBartConfig, encoder_params, decoder_layers_params, ids, mask):
+    """One prompt's ids and mask [1,Te] → its EncodedPrompt."""
+    states = DalleBartEncoder(config).apply({"params": encoder_params}, ids, mask)
+    return EncodedPrompt(cross_keys_values(config, decoder_layers_params, states), mask)
+
+
+@jax.jit
+def tile_keys(seeds, tile_indices):
+    """[n] uint32 seeds and [n] tile indices → [n,2] uint32 keys, fold_in(PRNGKey(seed), tile)."""
+    return jax.vmap(lambda s, t: jax.random.fold_in(jax.random.PRNGKey(s), t))(seeds, tile_indices)
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=("config", "step_count", "candidate_count", "code_count", "is_superconditioned"),
+)
+def run_steps(config: DalleBartConfig, decoder_params, lm_head_kernel, state: SampleState, start,
+              crosses, cross_is_visible, keys, temperature, top_k, top_p, condition_scale, *,
+              step_count: int, candidate_count: int, code_count: int, is_superconditioned: bool):
+    """Steps start..start+step_count-1 of the loop, compiled once per batch shape."""
+    decoder = DalleBartDecoder(config, use_scan=False)
+    tile_count = keys.shape[0]
+
+    def step(offset, state: SampleState) -> SampleState:
+        position = start + offset
+        hidden, caches = decoder.apply(
+            {"params": decoder_params}, state.previous[:, None], position, state.caches, crosses,
+            cross_is_visible,
+        )
+        logits = matmul(hidden[:, 0], lm_head_kernel, config.image_token_count, jnp.float32)
+        logits = logits[:, :code_count]  # never draw BOS or mega's unused rows (§3.4)
+        if is_superconditioned:
+            logits = super_condition(logits[:tile_count], logits[tile_count:], condition_scale)
+        step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, position)
+        tokens = sample_tokens(logits, step_keys, temperature, top_k, top_p, candidate_count)
+        previous = jnp.concatenate([tokens, tokens]) if is_superconditioned else tokens
+        codes = jax.lax.dynamic_update_slice(state.codes, tokens[:, None], (0, position))
+        return SampleState(codes, previous, caches)
+
+    return jax.lax.fori_loop(0, step_count, step, state)
+
+
+def generate_codes(config: DalleBartConfig, params, encoded_prompts: list[EncodedPrompt],
+                   encoded_unconditional: EncodedPrompt,
+                   rows: TileRows, code_count: int, on_progress: ProgressCallback | None = None,
+                   chunk_steps: int = CHUNK_STEPS) -> np.ndarray:
+    """Sample every tile's image codes.
+
+    Args:
+        params: the model tree with the decoder unscanned (`checkpoint.unscan_decoder`).
+        encoded_prompts: per prompt, its EncodedPrompt.
+        encoded_unconditional: the same for the empty prompt.
+        rows: one entry per tile.
+    Returns: codes [n, image_length] int32, each < code_count.
+    """
+    tile_count = len(rows.seed)
+    is_superconditioned = bool(np.any(rows.condition_scale != 1.0))
+    row_prompts = [encoded_prompts[i] for i in rows.prompt_index]
+    if is_superconditioned:
+        row_prompts += [encoded_unconditional] * tile_count
+    crosses = [KeysValues(jnp.concatenate([p.crosses[layer].keys for p in row_prompts]),
+                          jnp.concatenate([p.crosses[layer].values for p in row_prompts]))
+               for layer in range(config.decoder_layers)]
+    cross_is_visible = jnp.concatenate([p.mask for p in row_prompts])[:, None, None, :] > 0
+    row_count = len(row_prompts)
+    state = SampleState(
+        codes=jnp.zeros((tile_count, config.image_length), jnp.int32),
+        previous=jnp.full((row_count,), config.decoder_start_token_id, jnp.int32),
+        caches=init_caches(config, row_count, use_scan=False),
+    )
+    keys = tile_keys(jnp.asarray(rows.seed, jnp.uint32), jnp.asarray(rows.tile_index, jnp.int32))
+    knobs = {
+        "temperature": jnp.asarray(rows.temperature, jnp.float32),
+        "top_k": jnp.asarray(rows.top_k, jnp.int32),
+        "top_p": jnp.asarray(rows.top_p, jnp.float32),
+        "condition_scale": jnp.asarray(rows.condition_scale, jnp.float32),
+    }
+    candidate_count = candidate_count_for(rows.top_k, code_count)
+    decoder_params = params["model"]["decoder"]
+    lm_head_kernel = params["lm_head"]["kernel"]
+    total = config.image_length
+    for start in range(0, total, chunk_steps):
+        step_count = min(chunk_steps, total - start)
+        state = run_steps(
+            config, decoder_params, lm_head_kernel, state, jnp.int32(start), crosses,
+            cross_is_visible, keys, **knobs, step_count=step_count,
+            candidate_count=candidate_count, code_count=code_count,
+            is_superconditioned=is_superconditioned,
+        )
+        if on_progress is not None:
+            state.codes.block_until_ready()
+            on_progress(start + step_count, total)
+    return np.asarray(state.codes)

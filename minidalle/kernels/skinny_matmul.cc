@@ -1,0 +1,142 @@
+// y[M, N] = x[M, K] · W for the few rows a decoder step has (M = 2 per image with
+// super-conditioning), as an XLA FFI custom call for the CPU.
+//
+// Why: XLA's CPU dot reaches the memory bandwidth only for a single row; with 2..32 rows it runs
+// at a third of it (bench/bench_pipeline.py measures both). A decode step reads every weight once,
+// so the whole image is bounded by how fast the weights stream in.
+//
+// How: the weights are packed once, at load time, into panels of kPanel output columns,
+// [P, K, kPanel] row-major (minidalle/cpu_matmul.py), so each panel is one contiguous stream.
+// For each panel and pair of rows, 12 AVX2 accumulators hold 2 × 48 outputs while k runs; K is
+// walked in blocks so a panel block stays in L2 when more row pairs reuse it. Panels are split
+// between XLA's intra-op threads. Weights are fp32 or bf16 (bf16 → fp32 is a 16-bit shift).
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <thread>
+
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+constexpr int64_t kPanel = 48;       // output columns per panel: 6 AVX2 registers
+constexpr int64_t kBlockK = 512;     // k values per block: 512 × 48 × 4 B = 96 KiB
+
+inline __m256 Load8(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 Load8(const uint16_t* p) {  // 8 bf16 → 8 fp32: the bf16 bits are the high half
+  __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16));
+}
+
+// Rows [row, row + kRows) of one panel over k in [k0, k1); accumulates into y.
+template <typename W, int kRows>
+void PanelBlock(const float* x, int64_t k_count, const W* panel, float* y, int64_t y_stride,
+                int64_t row, int64_t k0, int64_t k1, bool is_first_block) {
+  __m256 acc[kRows][6];
+  for (int r = 0; r < kRows; ++r) {
+    for (int j = 0; j < 6; ++j) {
+      acc[r][j] = is_first_block ? _mm256_setzero_ps()
+                                 : _mm256_loadu_ps(y + (row + r) * y_stride + 8 * j);
+    }
+  }
+  const float* x_rows[kRows];
+  for (int r = 0; r < kRows; ++r) x_rows[r] = x + (row + r) * k_count;
+  for (int64_t k = k0; k < k1; ++k) {
+    const W* w = panel + k * kPanel;
+    __m256 b[kRows];
+    for (int r = 0; r < kRows; ++r) b[r] = _mm256_broadcast_ss(x_rows[r] + k);
+    for (int j = 0; j < 6; ++j) {
+      __m256 wj = Load8(w + 8 * j);
+      for (int r = 0; r < kRows; ++r) acc[r][j] = _mm256_fmadd_ps(b[r], wj, acc[r][j]);
+    }
+  }
+  for (int r = 0; r < kRows; ++r) {
+    for (int j = 0; j < 6; ++j) _mm256_storeu_ps(y + (row + r) * y_stride + 8 * j, acc[r][j]);
+  }
+}
+
+template <typename W>
+void Panels(const float* x, int64_t m_count, int64_t k_count, const W* packed, float* y,
+            int64_t y_stride, int64_t first_panel, int64_t end_panel) {
+  for (int64_t p = first_panel; p < end_panel; ++p) {
+    const W* panel = packed + p * k_count * kPanel;
+    float* y_panel = y + p * kPanel;
+    for (int64_t k0 = 0; k0 < k_count; k0 += kBlockK) {
+      int64_t k1 = std::min(k_count, k0 + kBlockK);
+      int64_t row = 0;
+      for (; row + 2 <= m_count; row += 2) {
+        PanelBlock<W, 2>(x, k_count, panel, y_panel, y_stride, row, k0, k1, k0 == 0);
+      }
+      if (row < m_count) {
+        PanelBlock<W, 1>(x, k_count, panel, y_panel, y_stride, row, k0, k1, k0 == 0);
+      }
+    }
+  }
+}
+
+// Work shared between the calling thread and pool tasks. Heap-held so a task that starts after
+// the call has returned finds no parts left and touches nothing of the caller's.
+struct Parts {
+  std::atomic<int64_t> next{0};
+  std::atomic<int64_t> done{0};
+  int64_t count = 0;
+};
+
+template <typename W>
+void RunParallel(ffi::ThreadPool& pool, const float* x, int64_t m_count, int64_t k_count,
+                 const W* packed, int64_t panel_count, float* y) {
+  const int64_t y_stride = panel_count * kPanel;
+  int64_t thread_count = std::max<int64_t>(1, pool.num_threads());
+  int64_t part_count = std::min(panel_count, thread_count * 4);
+  auto parts = std::make_shared<Parts>();
+  parts->count = part_count;
+  auto work = [=]() {
+    for (int64_t part; (part = parts->next.fetch_add(1)) < part_count;) {
+      int64_t first = panel_count * part / part_count;
+      int64_t end = panel_count * (part + 1) / part_count;
+      Panels(x, m_count, k_count, packed, y, y_stride, first, end);
+      parts->done.fetch_add(1, std::memory_order_release);
+    }
+  };
+  for (int64_t t = 1; t < thread_count && t < part_count; ++t) pool.Schedule(decltype(work)(work));
+  work();
+  while (parts->done.load(std::memory_order_acquire) < part_count) std::this_thread::yield();
+}
+
+ffi::Error SkinnyMatmulImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::AnyBuffer packed,
+                            ffi::ResultBuffer<ffi::F32> y) {
+  auto x_dims = x.dimensions();
+  auto w_dims = packed.dimensions();
+  if (x_dims.size() != 2 || w_dims.size() != 3 || w_dims[2] != kPanel || w_dims[1] != x_dims[1]) {
+    return ffi::Error::InvalidArgument("skinny_matmul: want x [M,K] and packed [P,K,48]");
+  }
+  const int64_t m_count = x_dims[0], k_count = x_dims[1], panel_count = w_dims[0];
+  if (y->dimensions()[0] != m_count || y->dimensions()[1] != panel_count * kPanel) {
+    return ffi::Error::InvalidArgument("skinny_matmul: want y [M, P*48]");
+  }
+  float* out = y->typed_data();
+  if (packed.element_type() == ffi::DataType::F32) {
+    RunParallel(pool, x.typed_data(), m_count, k_count,
+                static_cast<const float*>(packed.untyped_data()), panel_count, out);
+  } else if (packed.element_type() == ffi::DataType::BF16) {
+    RunParallel(pool, x.typed_data(), m_count, k_count,
+                static_cast<const uint16_t*>(packed.untyped_data()), panel_count, out);
+  } else {
+    return ffi::Error::InvalidArgument("skinny_matmul: packed weights must be f32 or bf16");
+  }
+  return ffi::Error::Success();
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(MinidalleSkinnyMatmul, SkinnyMatmulImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Ret<ffi::Buffer<ffi::F32>>());

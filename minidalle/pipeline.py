@@ -1,0 +1,205 @@
+"""The public face of minidalle: load a published checkpoint, prompts in, PIL images out.
+
+`Pipeline.load(model_dir, vqgan_dir, dtype=...)`, `generate`, `generate_tokens`, `decode_tokens`
+(and `generate_batch` for workers that mix jobs) are the names the worker and the tests rely on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from PIL import Image
+
+from . import compilation_cache, cpu_matmul
+from .checkpoint import load_params, pack_decoder_for_cpu, unscan_decoder
+from .config import DalleBartConfig, dtype_from_name
+from .generate import EncodedPrompt, ProgressCallback, TileRows, encode_prompt, generate_codes
+from .tokenizer import PromptTokenizer
+from .vqgan import VQGANConfig, decode_to_uint8, load_vqgan
+
+log = logging.getLogger(__name__)
+
+VQGAN_SUBFOLDER = "vqgan"  # where `dalleq weights` puts the VQGAN beside a model
+UNCONDITIONAL_IDS = (0, 2)  # `<s> </s>`: the empty prompt, tokenized without normalising (§4.1.1)
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingParams:
+    """The reference notebook's defaults (§4.1.5): condition_scale 10, top-k 50, temperature 1."""
+
+    temperature: float = 1.0
+    top_k: int = 50
+    top_p: float | None = None
+    condition_scale: float = 10.0
+
+    def __post_init__(self):
+        if not self.temperature > 0:
+            raise ValueError("temperature must be > 0")
+        if self.top_k < 0:
+            raise ValueError("top_k must be >= 0 (0 turns it off)")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise ValueError("top_p must be in (0, 1]")
+        if not self.condition_scale >= 1:
+            raise ValueError("condition_scale must be >= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerationRequest:
+    """One job's worth of tiles: `n` images of `prompt` (text, or token ids [Te]) from `seed`."""
+
+    prompt: str | Sequence[int]
+    seed: int
+    n: int = 1
+    params: SamplingParams = SamplingParams()
+
+
+class Pipeline:
+    """A loaded DalleBart + VQGAN pair, ready to generate."""
+
+    def __init__(self, config: DalleBartConfig, params: dict, vqgan_config: VQGANConfig,
+                 vqgan_params: dict, tokenizer: PromptTokenizer | None, model_dir: Path | None):
+        self.config = config
+        self.params = params
+        self.vqgan_config = vqgan_config
+        self.vqgan_params = vqgan_params
+        self.tokenizer = tokenizer
+        self.model_dir = model_dir
+        self.code_count = vqgan_config.n_embed
+        if self.code_count > config.image_vocab_size:
+            raise ValueError(f"the VQGAN has {self.code_count} codes but the model draws only "
+                             f"{config.image_vocab_size}")
+        self._unconditional: EncodedPrompt | None = None
+
+    @classmethod
+    def load(cls, model_dir, vqgan_dir=None, dtype="fp32",
+             compilation_cache_dir: Path | None | bool = None,
+             use_cpu_kernel: bool = True) -> Pipeline:
+        """Read `model_dir` (config.json, flax_model.msgpack, tokenizer files) and the VQGAN
+        (`vqgan_dir`, by default `model_dir/vqgan`). dtype: fp32, bf16 or fp16 for the
+        transformer; the VQGAN always runs in fp32 (§4.1.8). compilation_cache_dir: where XLA
+        programs persist across restarts (None: the default folder; False: off).
+        use_cpu_kernel: on a CPU backend, run the decoder's matmuls with `cpu_matmul`."""
+        started = time.perf_counter()
+        if compilation_cache_dir is not False:
+            compilation_cache.enable(compilation_cache_dir)
+        model_dir = Path(model_dir)
+        vqgan_dir = Path(vqgan_dir) if vqgan_dir is not None else model_dir / VQGAN_SUBFOLDER
+        config = DalleBartConfig.load(model_dir).replace(dtype=dtype_from_name(dtype))
+        params = load_params(model_dir, config)
+        vqgan_config, vqgan_params = load_vqgan(vqgan_dir)
+        tokenizer = PromptTokenizer(model_dir, config)
+        pipeline = cls.from_params(config, params, vqgan_config, vqgan_params, tokenizer,
+                                   use_cpu_kernel, model_dir)
+        log.info("loaded %s (%s) and %s in %.1f s", model_dir, np.dtype(config.dtype).name,
+                 vqgan_dir, time.perf_counter() - started)
+        return pipeline
+
+    @classmethod
+    def from_params(cls, config: DalleBartConfig, params: dict, vqgan_config: VQGANConfig,
+                    vqgan_params: dict, tokenizer: PromptTokenizer | None = None,
+                    use_cpu_kernel: bool = True, model_dir: Path | None = None) -> Pipeline:
+        """From weights in memory (numpy, published layout, already in config.dtype). Without a
+        tokenizer, prompts must be token ids."""
+        params = unscan_decoder(params, config)
+        if use_cpu_kernel and np.dtype(config.dtype) in cpu_matmul.PACKABLE_DTYPES \
+                and cpu_matmul.ensure_registered():
+            params = pack_decoder_for_cpu(params)
+            # A CPU has no bf16 arithmetic: XLA emulates it op by op. The kernel reads bf16
+            # weights (half the bytes, the point of bf16 here) and computes in fp32 anyway, so
+            # the activations stay fp32 too.
+            config = config.replace(dtype="fp32")
+        return cls(config, jax.device_put(params), vqgan_config, jax.device_put(vqgan_params),
+                   tokenizer, model_dir)
+
+    def encode(self, prompt) -> EncodedPrompt:
+        """Text (normalised and tokenized) or ids [Te] (used as given, padded with <pad>)."""
+        if isinstance(prompt, str):
+            ids, mask = self.tokenizer.encode(prompt)
+        else:
+            ids, mask = self.pad_ids(prompt)
+        return encode_prompt(self.config, self.params["model"]["encoder"],
+                             self.params["model"]["decoder"]["layers"], jnp.asarray(ids),
+                             jnp.asarray(mask))
+
+    def pad_ids(self, ids) -> tuple[np.ndarray, np.ndarray]:
+        ids = np.asarray(ids, np.int32).reshape(-1)
+        length = self.config.max_text_length
+        if ids.size == 0 or ids.size > length:
+            raise ValueError(f"token ids must number 1..{length}, got {ids.size}")
+        padded = np.full((1, length), 1, np.int32)  # <pad> = 1 (§3.4)
+        padded[0, :ids.size] = ids
+        mask = np.zeros((1, length), np.int32)
+        mask[0, :ids.size] = 1
+        return padded, mask
+
+    def unconditional(self) -> EncodedPrompt:
+        if self._unconditional is None:
+            if self.tokenizer is not None:
+                ids, mask = self.tokenizer.encode_unconditional()
+            else:
+                ids, mask = self.pad_ids(UNCONDITIONAL_IDS)
+            self._unconditional = encode_prompt(
+                self.config, self.params["model"]["encoder"],
+                self.params["model"]["decoder"]["layers"], jnp.asarray(ids), jnp.asarray(mask))
+        return self._unconditional
+
+    def generate_batch(self, requests: Sequence[GenerationRequest],
+                       on_progress: ProgressCallback | None = None) -> list[np.ndarray]:
+        """Codes for several requests in one batched run: one [n, 256] int32 array per request,
+        each identical to what the request gives alone."""
+        encoded = [self.encode(request.prompt) for request in requests]
+        rows = TileRows(*(np.asarray(column) for column in zip(*(
+            (index, request.seed, tile, request.params.temperature, request.params.top_k,
+             1.0 if request.params.top_p is None else request.params.top_p,
+             request.params.condition_scale)
+            for index, request in enumerate(requests) for tile in range(request.n)
+        ))))
+        rows = rows._replace(seed=rows.seed.astype(np.uint32))
+        codes = generate_codes(self.config, self.params, encoded, self.unconditional(), rows,
+                               self.code_count, on_progress)
+        bounds = np.cumsum([0] + [request.n for request in requests])
+        return [codes[start:end] for start, end in itertools.pairwise(bounds)]
+
+    def generate_tokens(self, prompts, seed, n: int = 1, temperature: float = 1.0,
+                        top_k: int = 50, top_p: float | None = None,
+                        condition_scale: float = 10.0,
+                        on_progress: ProgressCallback | None = None) -> np.ndarray:
+        """Image codes [P·n, 256] int32 for a prompt or a list of them (text, or token ids [Te]
+        / [P,Te]); `seed` is one int or one per prompt. Tile i of a prompt uses (seed, i)."""
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        elif isinstance(prompts, np.ndarray) or (
+            isinstance(prompts, Sequence) and prompts and isinstance(prompts[0], (int, np.integer))
+        ):
+            prompts = list(np.atleast_2d(np.asarray(prompts, np.int32)))
+        seeds = [seed] * len(prompts) if np.isscalar(seed) else list(seed)
+        if len(seeds) != len(prompts):
+            raise ValueError("give one seed, or one per prompt")
+        params = SamplingParams(temperature, top_k, top_p, condition_scale)
+        requests = [GenerationRequest(prompt, int(s), n, params) for prompt, s in zip(prompts, seeds)]
+        return np.concatenate(self.generate_batch(requests, on_progress))
+
+    def decode_tokens(self, tokens) -> np.ndarray:
+        """Codes [n, 256] → uint8 images [n, 256, 256, 3], one image at a time so each is the
+        same whatever else is decoded with it."""
+        tokens = np.asarray(tokens, np.int32)
+        if tokens.ndim != 2 or tokens.min(initial=0) < 0 or tokens.max(initial=0) >= self.code_count:
+            raise ValueError(f"tokens must be [n, 256] codes in 0..{self.code_count - 1}")
+        return np.concatenate([decode_to_uint8(self.vqgan_params, self.vqgan_config, row[None])
+                               for row in tokens])
+
+    def generate(self, prompt, seed: int, n: int = 1, temperature: float = 1.0, top_k: int = 50,
+                 top_p: float | None = None, condition_scale: float = 10.0,
+                 on_progress: ProgressCallback | None = None) -> list[Image.Image]:
+        """n images of one prompt, as PIL RGB images (tile i from seed and index i)."""
+        tokens = self.generate_tokens(prompt, seed, n, temperature, top_k, top_p, condition_scale,
+                                      on_progress)
+        return [Image.fromarray(image, "RGB") for image in self.decode_tokens(tokens)]

@@ -1,0 +1,78 @@
+"""The sampling step's pure functions on hand-made logits (STYLE 15, 17)."""
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+import jax.numpy as jnp
+
+from minidalle import sampling
+
+
+def test_super_condition_mixes_per_row_and_keeps_scale_one_exact():
+    cond = jnp.array([[1.0, 2.0, 3.0], [0.1, 0.2, 0.3]])
+    uncond = jnp.array([[0.5, 0.5, 0.5], [0.3, 0.1, 0.7]])
+    mixed = sampling.super_condition(cond, uncond, jnp.array([10.0, 1.0]))
+    np.testing.assert_allclose(mixed[0], [0.5 + 10 * 0.5, 0.5 + 10 * 1.5, 0.5 + 10 * 2.5], rtol=1e-6)
+    assert np.array_equal(np.asarray(mixed[1]), np.asarray(cond[1]))  # bit-exact, not u + (c - u)
+
+
+def test_temperature_divides_and_one_is_identity():
+    logits = jnp.array([[2.0, -4.0], [0.3, 0.7]])
+    scaled = sampling.apply_temperature(logits, jnp.array([2.0, 1.0]))
+    np.testing.assert_array_equal(scaled, np.float32([[1.0, -2.0], [0.3, 0.7]]))
+
+
+def test_keep_top_k_per_row_and_zero_keeps_all():
+    sorted_logits = jnp.array([[5.0, 4.0, 3.0, 2.0], [9.0, 8.0, 7.0, 6.0]])
+    kept = np.asarray(sampling.keep_top_k(sorted_logits, jnp.array([2, 0])))
+    assert np.isfinite(kept[0]).tolist() == [True, True, False, False]
+    assert np.isfinite(kept[1]).all()
+
+
+def test_keep_top_p_keeps_the_smallest_prefix_reaching_p():
+    probs = np.array([0.5, 0.3, 0.15, 0.05])
+    sorted_logits = jnp.asarray(np.log(probs)[None].repeat(3, 0), jnp.float32)
+    kept = np.isfinite(np.asarray(sampling.keep_top_p(sorted_logits, jnp.array([0.7, 0.85, 1.0]))))
+    assert kept[0].tolist() == [True, True, False, False]  # 0.5 < 0.7, so the 0.3 joins
+    assert kept[1].tolist() == [True, True, True, False]  # 0.85 is reached only with 0.15 in
+    assert kept[2].all()
+    tiny = np.isfinite(np.asarray(sampling.keep_top_p(sorted_logits[:1], jnp.array([0.01]))))
+    assert tiny[0].tolist() == [True, False, False, False]  # the first always stays
+
+
+def test_candidate_count_buckets_to_powers_of_two():
+    assert sampling.candidate_count_for([50], 16384) == 64
+    assert sampling.candidate_count_for([1, 3], 16384) == 4
+    assert sampling.candidate_count_for([64], 16384) == 64
+    assert sampling.candidate_count_for([50, 0], 16384) == 16384  # a row without top-k
+    assert sampling.candidate_count_for([20000], 16384) == 16384
+
+
+def test_draw_equals_categorical_over_the_masked_vocabulary():
+    """Gumbel noise over the whole vocabulary read at the candidates gives exactly
+    jax.random.categorical on the logits masked to those candidates, whatever the width."""
+    vocabulary = 300
+    logits = jax.random.normal(jax.random.PRNGKey(1), (4, vocabulary)) * 3
+    keys = jax.random.split(jax.random.PRNGKey(2), 4)
+    top_k = jnp.array([5, 17, 1, 40])
+    ones = jnp.ones(4)
+    expected = []
+    for row in range(4):
+        threshold = jnp.sort(logits[row])[-int(top_k[row])]
+        masked = jnp.where(logits[row] >= threshold, logits[row], -jnp.inf)
+        expected.append(int(jax.random.categorical(keys[row], masked)))
+    for width in (64, 128, vocabulary):
+        tokens = sampling.sample_tokens(logits, keys, ones, top_k, ones, width)
+        assert np.asarray(tokens).tolist() == expected
+    assert expected[2] == int(jnp.argmax(logits[2]))  # top_k = 1 is greedy
+
+
+def test_draw_follows_the_distribution():
+    """Over many keys, frequencies match softmax(logits / T) on the kept candidates."""
+    logits = jnp.log(jnp.array([[0.6, 0.3, 0.1]]))
+    keys = jax.random.split(jax.random.PRNGKey(0), 4000)
+    draw = jax.vmap(lambda key: sampling.sample_tokens(
+        logits, key[None], jnp.ones(1), jnp.zeros(1, jnp.int32), jnp.ones(1), 3)[0])
+    counts = np.bincount(np.asarray(draw(keys)), minlength=3) / 4000
+    np.testing.assert_allclose(counts, [0.6, 0.3, 0.1], atol=0.03)
