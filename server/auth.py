@@ -79,13 +79,24 @@ def check_form_csrf(form_token: str | None) -> None:
         )
 
 
+def has_session_cookie() -> bool:
+    """Whether the request carries our session cookie; scripts send no Cookie header at all, and
+    for them the header is not parsed."""
+    cookie_name = current_app.config.get("SESSION_COOKIE_NAME", "session")
+    return bool(request.environ.get("HTTP_COOKIE") and request.cookies.get(cookie_name))
+
+
 def check_api_csrf() -> None:
     """API writes from a browser session must echo the session's CSRF token."""
     check_same_origin()
-    cookie_name = current_app.config.get("SESSION_COOKIE_NAME", "session")
-    if request.method in UNSAFE_METHODS and request.cookies.get(cookie_name) and session:
-        if not same_secret(request.headers.get(CSRF_HEADER), session.get(CSRF_FIELD)):
-            raise Forbidden(f"missing or wrong {CSRF_HEADER} header", code="csrf")
+    # `session` is read only when the cookie is there: reading it adds "Vary: Cookie".
+    if (
+        request.method in UNSAFE_METHODS
+        and has_session_cookie()
+        and session
+        and not same_secret(request.headers.get(CSRF_HEADER), session.get(CSRF_FIELD))
+    ):
+        raise Forbidden(f"missing or wrong {CSRF_HEADER} header", code="csrf")
 
 
 def require_worker_token() -> None:

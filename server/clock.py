@@ -10,6 +10,4 @@ def utcnow() -> datetime:
 def iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
-    return moment.replace(microsecond=(moment.microsecond // 1000) * 1000).isoformat(
-        timespec="milliseconds"
-    ) + "Z"
+    return moment.isoformat(timespec="milliseconds") + "Z"  # milliseconds truncated, not rounded

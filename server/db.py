@@ -35,8 +35,17 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        # Last in, first out: JobQueue's writers take a connection under its write lock and give
+        # it back before releasing it, so each writer gets the connection that wrote last. A
+        # connection that another one wrote after drops its page cache at its next transaction
+        # and reads the pages again: with four connections taking turns, a submit took ~60 us
+        # more CPU and ~120 us longer, all of it with the write lock held.
         engine = create_engine(
-            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}, pool_size=20, max_overflow=20
+            url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+            pool_size=20,
+            max_overflow=20,
+            pool_use_lifo=True,
         )
         event.listen(engine, "connect", _set_sqlite_pragmas)
         return engine

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import (
     DateTime,
+    Integer,
     String,
     and_,
     bindparam,
@@ -34,6 +35,7 @@ from .config import Settings
 from .defaults import EXPIRE_EVERY_SECONDS
 from .errors import Conflict, NotFound, StaleLease
 from .models import JobStatus, images_table, jobs_table
+from .prepared import PreparedStatement, dbapi_transaction, list_params, list_values
 
 log = logging.getLogger(__name__)
 jobs = jobs_table
@@ -41,25 +43,39 @@ jobs = jobs_table
 ID_BYTES = 9  # 12 URL-safe characters
 LEASE_BYTES = 18
 
-# The submit and claim statements are built once and run with parameters. Building a Core statement
-# and computing its cache key on every call cost more CPU than SQLite's own work for one job
-# (bench/bench_server.py); a statement object built once keeps its compiled form and cache key.
-SUBMIT_STATEMENT = insert(jobs).returning(*jobs.c)
-QUEUED_UP_TO = select(func.count()).where(
-    jobs.c.status == JobStatus.QUEUED.value, jobs.c.seq <= bindparam("seq")
+# The columns submit writes, each a parameter of the prepared INSERT below.
+SUBMIT_COLUMNS = (
+    "id", "prompt", "seed", "grid", "model", "temperature", "top_k", "top_p", "condition_scale",
+    "status", "progress", "attempts", "parent_id", "created_at", "cancel_requested",
+)  # fmt: skip
+
+# Submit and claim run as prepared statements (server/prepared.py): built here once, compiled once
+# per engine, run on the DBAPI cursor. SQLAlchemy's per-call work cost more CPU than SQLite's own
+# work for one job (bench/bench_server.py). Lists (the models, the picked seqs) become one
+# parameter each, so a statement is built per list length: at most defaults.CLAIM_MAX_JOBS.
+SUBMIT_STATEMENT = (
+    insert(jobs)
+    .values({name: bindparam(name, type_=jobs.c[name].type) for name in SUBMIT_COLUMNS})
+    .returning(*jobs.c)
 )
-# The oldest queued jobs for `models`, at most `max_jobs` of them (FOR UPDATE SKIP LOCKED on
-# PostgreSQL; SQLite has one writer at a time and ignores it).
-OLDEST_QUEUED = (
-    select(jobs.c.seq)
-    .where(
-        jobs.c.status == JobStatus.QUEUED.value,
-        jobs.c.model.in_(bindparam("models", expanding=True)),
+QUEUED_UP_TO = select(func.count().label("position")).where(
+    jobs.c.status == JobStatus.QUEUED.value, jobs.c.seq <= bindparam("seq", type_=Integer())
+)
+
+
+def oldest_queued(model_count: int):
+    """The oldest queued jobs for models model_0.., at most max_jobs of them (FOR UPDATE SKIP
+    LOCKED on PostgreSQL; SQLite has one writer at a time and ignores it)."""
+    return (
+        select(jobs.c.seq)
+        .where(
+            jobs.c.status == JobStatus.QUEUED.value,
+            jobs.c.model.in_(list_params("model", model_count, String())),
+        )
+        .order_by(jobs.c.seq)
+        .limit(bindparam("max_jobs", type_=Integer()))
+        .with_for_update(skip_locked=True)
     )
-    .order_by(jobs.c.seq)
-    .limit(bindparam("max_jobs"))
-    .with_for_update(skip_locked=True)
-)
 
 
 def claim_statement(picked):
@@ -83,11 +99,16 @@ def claim_statement(picked):
     )
 
 
-# SQLite evaluates the IN subquery once, under the write lock the UPDATE takes.
-CLAIM_OLDEST_STATEMENT = claim_statement(jobs.c.seq.in_(OLDEST_QUEUED.scalar_subquery()))
-# PostgreSQL may re-run a LIMIT subquery inside an UPDATE and then pick more rows than asked, so
-# there the rows are locked first by OLDEST_QUEUED and then leased by seq.
-CLAIM_SEQS_STATEMENT = claim_statement(jobs.c.seq.in_(bindparam("seqs", expanding=True)))
+def claim_oldest(model_count: int):
+    """SQLite's claim: one statement, whose IN subquery SQLite evaluates once, under the write
+    lock the UPDATE takes."""
+    return claim_statement(jobs.c.seq.in_(oldest_queued(model_count).scalar_subquery()))
+
+
+def claim_seqs(seq_count: int):
+    """PostgreSQL's claim of the rows oldest_queued locked: it may re-run a LIMIT subquery inside
+    an UPDATE and then pick more rows than asked."""
+    return claim_statement(jobs.c.seq.in_(list_params("seq", seq_count, Integer())))
 
 
 def new_job_id() -> str:
@@ -110,12 +131,32 @@ class JobQueue:
         # bench/bench_server.py). Other processes still meet the busy timeout; PostgreSQL needs
         # neither.
         self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
+        self._submit = PreparedStatement(SUBMIT_STATEMENT, engine.dialect)
+        self._queued_up_to = PreparedStatement(QUEUED_UP_TO, engine.dialect)
+        self._prepared_from_key: dict[tuple, PreparedStatement] = {}  # (build, list length)
 
     @contextmanager
     def _transaction(self):
-        """One write transaction: commits on success, rolls back on any exception."""
+        """One write transaction: commits on success, rolls back on any exception. The connection
+        is taken and given back under the write lock, so on SQLite each writer reuses the one that
+        wrote last, its page cache warm (db.py)."""
         with self._write_lock, self.engine.begin() as connection:
             yield connection
+
+    @contextmanager
+    def _cursor_transaction(self):
+        """_transaction for prepared statements: a DBAPI cursor instead of a Connection."""
+        with self._write_lock, dbapi_transaction(self.engine) as cursor:
+            yield cursor
+
+    def _prepared(self, build, list_length: int) -> PreparedStatement:
+        """build(list_length) compiled for this engine on first use (a race compiles it twice)."""
+        key = (build, list_length)
+        prepared = self._prepared_from_key.get(key)
+        if prepared is None:
+            prepared = PreparedStatement(build(list_length), self.engine.dialect)
+            self._prepared_from_key[key] = prepared
+        return prepared
 
     # -- people ---------------------------------------------------------------------------
     def submit(self, fields: dict, *, parent_id: str | None = None, now: datetime | None = None):
@@ -134,10 +175,11 @@ class JobQueue:
             created_at=now,
             cancel_requested=False,
         )
-        with self._transaction() as connection:
-            job = connection.execute(SUBMIT_STATEMENT, values).one()._asdict()
+        with self._cursor_transaction() as cursor:
+            (job,) = self._submit.run(cursor, values)
             # Counted in the same transaction, so the answer matches the queue the job joined.
-            job["position"] = connection.execute(QUEUED_UP_TO, {"seq": job["seq"]}).scalar_one()
+            (counted,) = self._queued_up_to.run(cursor, {"seq": job["seq"]})
+            job["position"] = counted["position"]
         with self.job_submitted:
             self.job_submitted.notify_all()
         log.info("job %s submitted (model %s, grid %d)", job["id"], job["model"], job["grid"])
@@ -186,23 +228,27 @@ class JobQueue:
         """Lease up to max_jobs of the oldest queued jobs for these models; [] when none."""
         now = now or utcnow()
         self.expire_if_due(now=now)
-        params = {
-            "models": list(models),
-            "max_jobs": max_jobs,
+        if not models:
+            return []
+        lease_values = {
             "claim_lease_prefix": secrets.token_urlsafe(LEASE_BYTES) + ".",
             "claim_expires_at": now + self._lease_length,
             "claim_worker": worker,
             "claim_now": now,
         }
-        with self._transaction() as connection:
-            if connection.dialect.name == "sqlite":
-                rows = connection.execute(CLAIM_OLDEST_STATEMENT, params).all()
+        pick_values = {**list_values("model", models), "max_jobs": max_jobs}
+        with self._cursor_transaction() as cursor:
+            if self.engine.dialect.name == "sqlite":
+                claim = self._prepared(claim_oldest, len(models))
+                rows = claim.run(cursor, {**pick_values, **lease_values})
             else:
-                seqs = connection.execute(OLDEST_QUEUED, params).scalars().all()
-                if not seqs:
+                picked = self._prepared(oldest_queued, len(models)).run(cursor, pick_values)
+                if not picked:
                     return []
-                rows = connection.execute(CLAIM_SEQS_STATEMENT, dict(params, seqs=seqs)).all()
-        claimed = sorted((row._asdict() for row in rows), key=lambda job: job["seq"])
+                seqs = [row["seq"] for row in picked]
+                claim = self._prepared(claim_seqs, len(seqs))
+                rows = claim.run(cursor, {**list_values("seq", seqs), **lease_values})
+        claimed = sorted(rows, key=lambda job: job["seq"])
         for job in claimed:
             log.info("job %s claimed by %s (attempt %d)", job["id"], worker, job["attempts"] + 1)
         return claimed
@@ -333,15 +379,15 @@ class JobQueue:
             else_=JobStatus.FAILED.value,
         )
         ends = case((jobs.c.cancel_requested, True), (will_retry, False), else_=True)
-        return dict(
-            status=status,
-            attempts=jobs.c.attempts + 1,
-            error=error,
-            progress=0.0,
-            finished_at=case((ends, now), else_=None),
-            lease=None,
-            lease_expires_at=None,
-        )
+        return {
+            "status": status,
+            "attempts": jobs.c.attempts + 1,
+            "error": error,
+            "progress": 0.0,
+            "finished_at": case((ends, now), else_=None),
+            "lease": None,
+            "lease_expires_at": None,
+        }
 
     def _require(self, connection, job_id: str):
         row = connection.execute(select(*jobs.c).where(jobs.c.id == job_id)).one_or_none()

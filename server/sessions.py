@@ -3,7 +3,8 @@
 Flask builds a new itsdangerous serializer on every request (SecureCookieSessionInterface
 .get_signing_serializer), which costs more CPU than a claim's SQL (bench/bench_server.py). The
 secret key does not change while the app runs, so one serializer serves every request. Worker calls
-authenticate with a bearer token and never use a session, so they skip the cookie entirely.
+authenticate with a bearer token and never use a session, so they skip the cookie entirely, and a
+request with no Cookie header (a script) gets its new, empty session without parsing one.
 """
 
 from flask.sessions import SecureCookieSessionInterface
@@ -25,4 +26,6 @@ class CachedCookieSessionInterface(SecureCookieSessionInterface):
     def open_session(self, app, request):
         if request.path.startswith(SESSIONLESS_PREFIX):
             return self.null_session_class()
+        if app.secret_key and not request.environ.get("HTTP_COOKIE"):
+            return self.session_class()  # what Flask opens for a request without our cookie
         return super().open_session(app, request)

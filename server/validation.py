@@ -12,6 +12,7 @@ from . import defaults
 from .errors import InvalidInput
 
 _MODEL_NAME = re.compile(defaults.MODEL_NAME_PATTERN)
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # below 32, except \t \n \r
 PARAM_NAMES = ("temperature", "top_k", "top_p", "condition_scale")
 
 
@@ -72,7 +73,7 @@ def prompt_from(body: dict) -> str:
             f"prompt must be at most {defaults.PROMPT_MAX_CHARS} characters (it has {len(prompt)})",
             code="invalid_prompt",
         )
-    if any(ord(char) < 32 and char not in "\t\n\r" for char in prompt):
+    if _CONTROL_CHARACTER.search(prompt):
         raise InvalidInput("prompt must not contain control characters", code="invalid_prompt")
     return prompt
 
