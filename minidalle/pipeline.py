@@ -168,9 +168,11 @@ class Pipeline:
         bounds = np.cumsum([0] + [request.n for request in requests])
         return [codes[start:end] for start, end in itertools.pairwise(bounds)]
 
-    def generate_tokens(self, prompts, seed, n: int = 1, temperature: float = 1.0,
-                        top_k: int = 50, top_p: float | None = None,
-                        condition_scale: float = 10.0,
+    def generate_tokens(self, prompts, seed, n: int = 1,
+                        temperature: float = SamplingParams.temperature,
+                        top_k: int = SamplingParams.top_k,
+                        top_p: float | None = SamplingParams.top_p,
+                        condition_scale: float = SamplingParams.condition_scale,
                         on_progress: ProgressCallback | None = None) -> np.ndarray:
         """Image codes [P·n, 256] int32 for a prompt or a list of them (text, or token ids [Te]
         / [P,Te]); `seed` is one int or one per prompt. Tile i of a prompt uses (seed, i)."""
@@ -196,8 +198,11 @@ class Pipeline:
         return np.concatenate([decode_to_uint8(self.vqgan_params, self.vqgan_config, row[None])
                                for row in tokens])
 
-    def generate(self, prompt, seed: int, n: int = 1, temperature: float = 1.0, top_k: int = 50,
-                 top_p: float | None = None, condition_scale: float = 10.0,
+    def generate(self, prompt, seed: int, n: int = 1,
+                 temperature: float = SamplingParams.temperature,
+                 top_k: int = SamplingParams.top_k,
+                 top_p: float | None = SamplingParams.top_p,
+                 condition_scale: float = SamplingParams.condition_scale,
                  on_progress: ProgressCallback | None = None) -> list[Image.Image]:
         """n images of one prompt, as PIL RGB images (tile i from seed and index i)."""
         tokens = self.generate_tokens(prompt, seed, n, temperature, top_k, top_p, condition_scale,
