@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 PANEL_WIDTH = 48  # kPanel in skinny_matmul.cc
 TARGET_NAME = "minidalle_skinny_matmul"
 SOURCE = Path(__file__).parent / "kernels" / "skinny_matmul.cc"
+HEADERS = (Path(__file__).parent / "kernels" / "crew.h",)
 PACKABLE_DTYPES = (np.dtype(np.float32), np.dtype(jnp.bfloat16))
 
 _registered: bool | None = None
@@ -50,7 +51,8 @@ def compile_kernel(folder: Path) -> Path:
     """Build the shared library (once per source and jaxlib version); returns its path."""
     include = jax.ffi.include_dir()
     flags = ["-O3", "-mavx2", "-mfma", "-std=c++17", "-shared", "-fPIC", "-w", f"-I{include}"]
-    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(flags).encode()
+    sources = b"".join(path.read_bytes() for path in (SOURCE, *HEADERS))
+    digest = hashlib.sha256(sources + " ".join(flags).encode()
                             + jax.__version__.encode()).hexdigest()[:16]
     library = folder / f"skinny_matmul-{digest}.so"
     if library.exists():

@@ -8,16 +8,16 @@
 // How: the weights are packed once, at load time, into panels of kPanel output columns,
 // [P, K, kPanel] row-major (minidalle/cpu_matmul.py), so each panel is one contiguous stream.
 // For each panel and pair of rows, 12 AVX2 accumulators hold 2 × 48 outputs while k runs; K is
-// walked in blocks so a panel block stays in L2 when more row pairs reuse it. Panels are split
-// between XLA's intra-op threads. Weights are fp32 or bf16 (bf16 → fp32 is a 16-bit shift).
+// walked in blocks so a panel block stays in L2 when more row pairs reuse it; while those pairs
+// compute, they prefetch the next block, so memory keeps streaming during the passes that read
+// from L2. Panels are split between the threads of a crew that stays awake between calls
+// (crew.h). Weights are fp32 or bf16 (bf16 → fp32 is a 16-bit shift).
 #include <immintrin.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
-#include <memory>
-#include <thread>
 
+#include "crew.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -33,10 +33,19 @@ inline __m256 Load8(const uint16_t* p) {  // 8 bf16 → 8 fp32: the bf16 bits ar
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16));
 }
 
+constexpr int64_t kLine = 64;
+
+// Cache lines [first, end) of the next block, to be prefetched into L2 evenly over one pass.
+struct Prefetch {
+  const char* base = nullptr;
+  int64_t first = 0;
+  int64_t end = 0;
+};
+
 // Rows [row, row + kRows) of one panel over k in [k0, k1); accumulates into y.
 template <typename W, int kRows>
 void PanelBlock(const float* x, int64_t k_count, const W* panel, float* y, int64_t y_stride,
-                int64_t row, int64_t k0, int64_t k1, bool is_first_block) {
+                int64_t row, int64_t k0, int64_t k1, bool is_first_block, Prefetch prefetch) {
   __m256 acc[kRows][6];
   for (int r = 0; r < kRows; ++r) {
     for (int j = 0; j < 6; ++j) {
@@ -46,8 +55,13 @@ void PanelBlock(const float* x, int64_t k_count, const W* panel, float* y, int64
   }
   const float* x_rows[kRows];
   for (int r = 0; r < kRows; ++r) x_rows[r] = x + (row + r) * k_count;
+  const int64_t lines = prefetch.end - prefetch.first;
+  int64_t issued = 0;
   for (int64_t k = k0; k < k1; ++k) {
     const W* w = panel + k * kPanel;
+    for (int64_t due = (k - k0 + 1) * lines / (k1 - k0); issued < due; ++issued) {
+      _mm_prefetch(prefetch.base + (prefetch.first + issued) * kLine, _MM_HINT_T0);
+    }
     __m256 b[kRows];
     for (int r = 0; r < kRows; ++r) b[r] = _mm256_broadcast_ss(x_rows[r] + k);
     for (int j = 0; j < 6; ++j) {
@@ -63,49 +77,41 @@ void PanelBlock(const float* x, int64_t k_count, const W* panel, float* y, int64
 template <typename W>
 void Panels(const float* x, int64_t m_count, int64_t k_count, const W* packed, float* y,
             int64_t y_stride, int64_t first_panel, int64_t end_panel) {
+  const int64_t pair_count = m_count / 2;
   for (int64_t p = first_panel; p < end_panel; ++p) {
     const W* panel = packed + p * k_count * kPanel;
     float* y_panel = y + p * kPanel;
     for (int64_t k0 = 0; k0 < k_count; k0 += kBlockK) {
       int64_t k1 = std::min(k_count, k0 + kBlockK);
+      // The next block follows this one in memory (panels are contiguous); a single pair streams
+      // well on the hardware prefetcher alone, more pairs share the next block's lines.
+      bool has_next = k1 < k_count || p + 1 < end_panel;
+      int64_t next_k = k1 < k_count ? std::min(k_count - k1, kBlockK) : std::min(k_count, kBlockK);
+      int64_t next_lines = has_next && pair_count > 1 ? next_k * kPanel * sizeof(W) / kLine : 0;
+      Prefetch prefetch{reinterpret_cast<const char*>(panel + k1 * kPanel), 0, 0};
       int64_t row = 0;
-      for (; row + 2 <= m_count; row += 2) {
-        PanelBlock<W, 2>(x, k_count, panel, y_panel, y_stride, row, k0, k1, k0 == 0);
+      for (int64_t pair = 0; row + 2 <= m_count; row += 2, ++pair) {
+        prefetch.first = next_lines * pair / pair_count;
+        prefetch.end = next_lines * (pair + 1) / pair_count;
+        PanelBlock<W, 2>(x, k_count, panel, y_panel, y_stride, row, k0, k1, k0 == 0, prefetch);
       }
       if (row < m_count) {
-        PanelBlock<W, 1>(x, k_count, panel, y_panel, y_stride, row, k0, k1, k0 == 0);
+        PanelBlock<W, 1>(x, k_count, panel, y_panel, y_stride, row, k0, k1, k0 == 0, Prefetch{});
       }
     }
   }
 }
 
-// Work shared between the calling thread and pool tasks. Heap-held so a task that starts after
-// the call has returned finds no parts left and touches nothing of the caller's.
-struct Parts {
-  std::atomic<int64_t> next{0};
-  std::atomic<int64_t> done{0};
-  int64_t count = 0;
-};
-
 template <typename W>
-void RunParallel(ffi::ThreadPool& pool, const float* x, int64_t m_count, int64_t k_count,
+void RunParallel(int64_t thread_count, const float* x, int64_t m_count, int64_t k_count,
                  const W* packed, int64_t panel_count, float* y) {
   const int64_t y_stride = panel_count * kPanel;
-  int64_t thread_count = std::max<int64_t>(1, pool.num_threads());
-  int64_t part_count = std::min(panel_count, thread_count * 4);
-  auto parts = std::make_shared<Parts>();
-  parts->count = part_count;
-  auto work = [=]() {
-    for (int64_t part; (part = parts->next.fetch_add(1)) < part_count;) {
-      int64_t first = panel_count * part / part_count;
-      int64_t end = panel_count * (part + 1) / part_count;
-      Panels(x, m_count, k_count, packed, y, y_stride, first, end);
-      parts->done.fetch_add(1, std::memory_order_release);
-    }
-  };
-  for (int64_t t = 1; t < thread_count && t < part_count; ++t) pool.Schedule(decltype(work)(work));
-  work();
-  while (parts->done.load(std::memory_order_acquire) < part_count) std::this_thread::yield();
+  minidalle::Crew& crew = minidalle::Crew::Get(thread_count);
+  const int64_t part_count = std::min(panel_count, crew.thread_count() * 4);
+  crew.Run(part_count, [=](int64_t part) {
+    Panels(x, m_count, k_count, packed, y, y_stride, panel_count * part / part_count,
+           panel_count * (part + 1) / part_count);
+  });
 }
 
 ffi::Error SkinnyMatmulImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::AnyBuffer packed,
@@ -120,11 +126,13 @@ ffi::Error SkinnyMatmulImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::
     return ffi::Error::InvalidArgument("skinny_matmul: want y [M, P*48]");
   }
   float* out = y->typed_data();
+  // The crew is sized once, by the first call, to XLA's intra-op thread count.
+  const int64_t thread_count = std::max<int64_t>(1, pool.num_threads());
   if (packed.element_type() == ffi::DataType::F32) {
-    RunParallel(pool, x.typed_data(), m_count, k_count,
+    RunParallel(thread_count, x.typed_data(), m_count, k_count,
                 static_cast<const float*>(packed.untyped_data()), panel_count, out);
   } else if (packed.element_type() == ffi::DataType::BF16) {
-    RunParallel(pool, x.typed_data(), m_count, k_count,
+    RunParallel(thread_count, x.typed_data(), m_count, k_count,
                 static_cast<const uint16_t*>(packed.untyped_data()), panel_count, out);
   } else {
     return ffi::Error::InvalidArgument("skinny_matmul: packed weights must be f32 or bf16");
