@@ -1,14 +1,16 @@
 """`dalleq`: the one command (STYLE 28). Every option has a DALLEQ_* twin; --help is the reference."""
 
+import functools
 import logging
 import sys
 
 import click
 
 from minidalle import cli as model_commands
+from worker import cli as worker_commands
 
 from . import defaults
-from .errors import ConfigError
+from .errors import ConfigError, StartupError
 
 
 def database_url(value: str | None) -> str | None:
@@ -130,9 +132,39 @@ def db_example(path):
     click.echo(f"wrote {path}")
 
 
-# `weights` and `generate` import JAX only when they run, so `serve` works without the model stack.
+@main.command()
+@click.option("--host", default=defaults.HOST, envvar="DALLEQ_HOST", show_envvar=True, show_default=True,
+              help="Address to bind; use 0.0.0.0 or a tailnet address to reach it from a phone.")
+@click.option("--port", default=defaults.PORT, type=int, envvar="DALLEQ_PORT", show_envvar=True, show_default=True,
+              help="Port to listen on; 0 picks a free one.")
+@click.option("--threads", default=defaults.THREADS, type=int, envvar="DALLEQ_THREADS", show_envvar=True,
+              show_default=True, help="WSGI threads (each long-polling worker holds one).")
+@settings_options
+@functools.partial(worker_commands.worker_options, model_default=None,
+                   model_help=" Unset: the demo model (random weights, written on first use).")
+def up(host, port, threads, model, dtype, max_batch, cache, **settings_flags):
+    """Run the server and a worker on this machine: the whole loop in one command.
+
+    The worker runs as a child process and is restarted if it dies. A worker token is made
+    and kept in the data folder unless one is given.
+    """
+    from minidalle.weights import WeightsError
+
+    from .up import run_up
+
+    configure_logging()
+    try:
+        run_up(build_settings(**settings_flags), host=host, port=port, threads=threads,
+               model=model, dtype=dtype, max_batch=max_batch, cache=cache)
+    except (WeightsError, StartupError) as error:
+        raise click.ClickException(str(error)) from None
+
+
+# `weights`, `generate` and `worker` import JAX only when they run, so `serve` works without the
+# model stack.
 main.add_command(model_commands.weights)
 main.add_command(model_commands.generate)
+main.add_command(worker_commands.worker)
 
 
 if __name__ == "__main__":

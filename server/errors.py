@@ -46,3 +46,7 @@ class StaleLease(Conflict):
 
 class ConfigError(ValueError):
     """A setting (flag or DALLEQ_* variable) that cannot be used; raised before the server starts."""
+
+
+class StartupError(Exception):
+    """Something the user can fix stops `dalleq up` (a port in use); the message says what."""

@@ -1,0 +1,109 @@
+"""`dalleq worker`: the GPU box's side of the queue (shared/API.md, "For workers").
+
+server/cli.py registers the command. The model stack (JAX) is imported only when it runs.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import click
+
+from minidalle import weights as hub
+from minidalle.cli import DTYPE_NAMES, cache_option
+
+from . import defaults
+
+SPOOL_ENV = "DALLEQ_SPOOL_DIR"
+
+
+def default_spool_dir(worker_name: str) -> Path:
+    return hub.default_cache().parent / "spool" / worker_name
+
+
+def advertised_name(model: str, folder: Path) -> str:
+    """mini/mega keep their name; a model folder is known by the folder's name."""
+    return model if model in hub.MODEL_NAMES else folder.resolve().name
+
+
+def device_description() -> str:
+    import jax
+
+    device = jax.devices()[0]
+    return f"{device.platform}:{device.device_kind}"
+
+
+def worker_options(command, model_default: str | None = "mini", model_help: str = ""):
+    """The flags `dalleq worker` and `dalleq up` share."""
+    options = [
+        click.option("--model", "model", envvar="DALLEQ_DEFAULT_MODEL", show_envvar=True,
+                     metavar="mini|mega|DIR", default=model_default,
+                     show_default=model_default is not None,
+                     help="A fetched model (dalleq weights fetch NAME) or a model folder."
+                          + model_help),
+        click.option("--dtype", type=click.Choice(DTYPE_NAMES), envvar="DALLEQ_DTYPE",
+                     show_envvar=True, default="fp32", show_default=True,
+                     help="Transformer precision (bf16 on a GPU); the VQGAN runs in fp32."),
+        click.option("--max-batch", type=click.IntRange(1, 64), envvar="DALLEQ_MAX_BATCH",
+                     show_envvar=True, default=defaults.MAX_BATCH, show_default=True,
+                     help="Jobs claimed and generated together; each keeps its own images."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return cache_option(command)
+
+
+@click.command("worker")
+@click.option("--server", "server_url", envvar="DALLEQ_SERVER", show_envvar=True, required=True,
+              metavar="URL", help="The queue server, e.g. http://100.x.y.z:8000.")
+@click.option("--token", envvar="DALLEQ_WORKER_TOKEN", show_envvar=True, required=True,
+              help="The server's worker token.")
+@worker_options
+@click.option("--model-name", envvar="DALLEQ_MODEL_NAME", show_envvar=True,
+              help="Model name to claim jobs for; mini/mega, or the model folder's name.")
+@click.option("--name", envvar="DALLEQ_WORKER_NAME", show_envvar=True,
+              default=socket.gethostname, show_default="this host's name",
+              help="This worker's name in the server's log.")
+@click.option("--spool", type=click.Path(file_okay=False, path_type=Path),
+              envvar=SPOOL_ENV, show_envvar=True, metavar="DIR",
+              show_default="~/.cache/dalle-queue/spool/NAME",
+              help="Where finished results wait until the server has them.")
+@click.option("--once", is_flag=True,
+              help="Serve what is queued now (one batch), then exit: for scripts and cron.")
+def worker(server_url, token, model, dtype, max_batch, cache, model_name, name, spool, once):
+    """Claim jobs from the queue, generate them here, post the images back.
+
+    Runs until Ctrl-C or SIGTERM: the first lets the current batch finish, a second hands the
+    leases back. Results that cannot be uploaded wait in the spool folder and are posted later.
+    """
+    from server.cli import configure_logging
+
+    configure_logging()
+    raise SystemExit(run_worker(server_url, token, model, dtype, max_batch, cache, model_name,
+                                name, spool, once))
+
+
+def run_worker(server_url, token, model, dtype, max_batch, cache, model_name, name, spool,
+               once) -> int:
+    from minidalle.cli import load_pipeline
+    from minidalle.tiny import is_random_weights
+
+    from .runner import ModelInfo, Worker, WorkerOptions
+    from .stopping import StopRequests
+
+    stop = StopRequests()
+    stop.install()  # before loading: a Ctrl-C while loading stops at once, holding nothing
+    try:
+        folder = hub.resolve_model(model, cache)
+    except hub.WeightsError as error:
+        raise click.ClickException(str(error)) from None
+    pipeline = load_pipeline(model, None, cache, dtype)
+    label = advertised_name(model, folder)
+    options = WorkerOptions(server_url=server_url, token=token, name=name,
+                            model_name=model_name or label,
+                            spool_dir=spool or default_spool_dir(name), max_batch=max_batch,
+                            is_once=once)
+    info = ModelInfo(label=label, dtype=dtype, device=device_description(),
+                     is_random_weights=is_random_weights(folder))
+    return Worker(options, pipeline, info, stop=stop).run()

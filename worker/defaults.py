@@ -1,0 +1,18 @@
+"""Every default and limit of the worker in one place (the server's are in server/defaults.py)."""
+
+CLAIM_WAIT_SECONDS = 25.0  # long poll; the API allows up to 30
+BATCH_WINDOW_SECONDS = 0.25  # after a partial claim, how long to let a burst of submissions land
+MAX_BATCH = 1
+HTTP_TIMEOUT_SECONDS = 30.0  # per call, on top of the long poll's wait
+UPLOAD_TIMEOUT_SECONDS = 120.0
+
+BACKOFF_FIRST_SECONDS = 0.5
+BACKOFF_MAX_SECONDS = 30.0
+
+HEARTBEAT_MIN_GAP_SECONDS = 0.5  # progress is reported at most this often
+HEARTBEAT_SHARE_OF_LEASE = 0.25  # without new progress, beat every quarter lease
+HEARTBEAT_MAX_SECONDS = 30.0
+
+TOKEN_PROGRESS_SHARE = 0.9  # of a job's progress bar; decoding the images is the rest
+PROMPT_LOG_CHARS = 40
+ORPHAN_KEEP_SECONDS = 24 * 3600  # results whose lease was lost, kept in case the job comes back

@@ -1,0 +1,350 @@
+"""The worker loop: claim, generate, heartbeat, post (STYLE 26), for weeks, unattended.
+
+What can go wrong, and what happens then:
+- the server is down or the network drops: every call is retried with jittered backoff; a
+  finished result waits in the spool (worker/spool.py) and is posted when the server is back;
+- the model raises on a batch of several jobs: the batch is split in halves and retried, so one
+  bad job fails alone with its message while the others finish; out-of-memory fails retryable
+  (another worker, or a smaller batch, may manage), anything else does not;
+- a job is canceled or its lease lost: it is dropped, and when every job of the batch is, the
+  generation stops at its next progress chunk;
+- the process is killed: its leases expire on the server and the jobs run again elsewhere.
+Each tile depends only on its job (minidalle's contract), so batching never changes an image.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from . import defaults, jobs
+from .backoff import Backoff
+from .client import Claim, QueueClient
+from .errors import (
+    Abandoned,
+    BatchStopped,
+    JobGone,
+    LeaseLost,
+    Rejected,
+    ServerUnavailable,
+    Unauthorized,
+)
+from .heartbeats import Heartbeats
+from .spool import Spool, SpooledResult
+from .stopping import StopNow, StopRequests
+
+log = logging.getLogger(__name__)
+
+ERROR_MAX_CHARS = 2000  # the server keeps this much of a failure's message
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerOptions:
+    server_url: str
+    token: str
+    name: str
+    model_name: str  # what the worker advertises in claims: jobs name it in `model`
+    spool_dir: Path
+    max_batch: int = defaults.MAX_BATCH
+    claim_wait_seconds: float = defaults.CLAIM_WAIT_SECONDS
+    batch_window_seconds: float = defaults.BATCH_WINDOW_SECONDS
+    is_once: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    """What the result meta and the PNG text say about the model that made the images."""
+
+    label: str
+    dtype: str
+    device: str
+    is_random_weights: bool
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    text = str(error).lower()
+    return isinstance(error, MemoryError) or "resource_exhausted" in text or "out of memory" in text
+
+
+def failure_text(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:ERROR_MAX_CHARS]
+
+
+class Worker:
+    def __init__(self, options: WorkerOptions, pipeline, model: ModelInfo, *,
+                 stop: StopRequests | None = None,
+                 make_client: Callable[[], QueueClient] | None = None):
+        from minidalle.grid import make_grid, png_bytes
+        from minidalle.pipeline import GenerationRequest, SamplingParams
+
+        self._make_grid, self._png_bytes = make_grid, png_bytes
+        self._request_type, self._params_type = GenerationRequest, SamplingParams
+        self.options = options
+        self.pipeline = pipeline
+        self.model = model
+        self.stop = stop or StopRequests()
+        self.make_client = make_client or (lambda: QueueClient(options.server_url, options.token))
+        self.client = self.make_client()
+        self.heartbeats = Heartbeats(self.make_client)
+        self.spool = Spool(options.spool_dir)
+        self.backoff = Backoff()
+        self.held: dict[str, Claim] = {}
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self) -> int:
+        """Serves the queue until stopped; returns the process exit status."""
+        self.heartbeats.start()
+        log.info("worker %s ready: model %s (%s, %s) on %s, batches of up to %d",
+                 self.options.name, self.options.model_name, self.model.label, self.model.dtype,
+                 self.model.device, self.options.max_batch)
+        try:
+            while not self.stop.is_requested:
+                self.spool.prune_orphans(defaults.ORPHAN_KEEP_SECONDS)
+                try:
+                    self.deliver_pending()
+                    claims = self.claim_batch()
+                    self.backoff.reset()
+                except ServerUnavailable as error:
+                    wait_seconds = self.backoff.next_seconds()
+                    log.warning("server unavailable, retrying in %.1f s: %s", wait_seconds, error)
+                    self.stop.sleep(wait_seconds)
+                    continue
+                if claims:
+                    self.run_batch(claims)
+                if self.options.is_once:
+                    break
+            return 0
+        except StopNow:
+            return 0
+        except Abandoned:
+            self.hand_back_leases()
+            return 0
+        except Unauthorized as error:
+            log.error("the server refused this worker's token: %s", error)
+            return 2
+        except (Rejected, JobGone) as error:
+            log.error("the server refused a claim (is --server a dalle-queue server?): %s", error)
+            return 2
+        finally:
+            self.heartbeats.stop()
+            self.client.close()
+
+    def claim_batch(self) -> list[Claim]:
+        """One long poll; after a partial batch, a short window lets a burst of jobs join it."""
+        models = [self.options.model_name]
+        wait_seconds = 0.0 if self.options.is_once else self.options.claim_wait_seconds
+        self.stop.is_idle = True
+        try:
+            if self.stop.is_requested:
+                return []
+            claims = self.client.claim(self.options.name, models, self.options.max_batch,
+                                       wait_seconds)
+        finally:
+            self.stop.is_idle = False
+        room = self.options.max_batch - len(claims)
+        if claims and room > 0 and self.options.batch_window_seconds > 0:
+            time.sleep(self.options.batch_window_seconds)
+            try:
+                claims += self.client.claim(self.options.name, models, room, 0.0)
+            except ServerUnavailable as error:
+                log.warning("could not fill the batch, going on with %d: %s", len(claims), error)
+        for claim in claims:
+            self.held[claim.job_id] = claim
+            self.heartbeats.hold(claim)
+        return claims
+
+    def run_batch(self, claims: Sequence[Claim]) -> None:
+        to_generate = []
+        for claim in claims:
+            orphan = self.spool.orphan_for(claim, jobs.fingerprint(claim.job))
+            if orphan is not None:
+                log.info("job %s: posting the images made under an earlier lease", claim.job_id)
+            else:
+                to_generate.append(claim)
+        self.generate(to_generate)
+        self.deliver_pending()
+
+    # -- generating -------------------------------------------------------------------------
+    def generate(self, claims: Sequence[Claim]) -> None:
+        """Generates claims as one batch and spools each result; splits the batch on errors."""
+        claims = [claim for claim in claims if not self.drop_if_stopped(claim)]
+        if not claims:
+            return
+        started = time.perf_counter()
+        requests = [self.generation_request(claim.job) for claim in claims]
+        try:
+            codes = self.pipeline.generate_batch(requests, self.progress_callback(claims))
+        except (BatchStopped, Abandoned):
+            if self.stop.is_forced:
+                raise Abandoned() from None
+            for claim in claims:
+                self.drop_if_stopped(claim)
+            return
+        except Exception as error:  # noqa: BLE001 - a model error must not take the worker down
+            if len(claims) > 1:
+                half = len(claims) // 2
+                log.warning("batch of %d jobs failed (%s); retrying it in halves",
+                            len(claims), failure_text(error))
+                self.generate(claims[:half])
+                self.generate(claims[half:])
+                return
+            self.report_failure(claims[0], error)
+            return
+        image_count = sum(jobs.tile_count(claim.job) for claim in claims)
+        for claim, job_codes in zip(claims, codes):
+            if self.drop_if_stopped(claim):
+                continue
+            try:
+                images = self.decode(claim, job_codes)
+            except BatchStopped:
+                self.drop_if_stopped(claim)
+                continue
+            except Abandoned:
+                raise
+            except Exception as error:  # noqa: BLE001
+                self.report_failure(claim, error)
+                continue
+            entry = self.spool_result(claim, images, time.perf_counter() - started,
+                                      len(claims), image_count)
+            self.deliver(entry)  # now, not after the batch: the phone shows it sooner
+
+    def generation_request(self, job: dict):
+        return self._request_type(job["prompt"], int(job["seed"]), jobs.tile_count(job),
+                                  self._params_type(**jobs.sampling_knobs(job)))
+
+    def progress_callback(self, claims: Sequence[Claim]):
+        def on_progress(steps_done: int, steps_total: int) -> None:
+            share = defaults.TOKEN_PROGRESS_SHARE * steps_done / max(1, steps_total)
+            for claim in claims:
+                self.heartbeats.set_progress(claim.job_id, share)
+            if self.stop.is_forced:
+                raise Abandoned()
+            if all(self.is_stopped(claim) for claim in claims):
+                raise BatchStopped()
+        return on_progress
+
+    def decode(self, claim: Claim, job_codes) -> list:
+        from PIL import Image
+
+        images = []
+        for index, row in enumerate(job_codes):
+            pixels = self.pipeline.decode_tokens(row[None])[0]
+            images.append(Image.fromarray(pixels, "RGB"))
+            share = defaults.TOKEN_PROGRESS_SHARE
+            self.heartbeats.set_progress(
+                claim.job_id, share + (1 - share) * (index + 1) / len(job_codes) * 0.99)
+            if self.stop.is_forced:
+                raise Abandoned()
+            if self.is_stopped(claim):
+                raise BatchStopped()
+        return images
+
+    def spool_result(self, claim: Claim, images: list, seconds: float, batch_job_count: int,
+                     batch_image_count: int) -> SpooledResult:
+        job = claim.job
+        text = jobs.png_metadata(job, self.model.label, self.model.dtype)
+        tile_pngs = [self._png_bytes(image, text) for image in images]
+        grid_png = self._png_bytes(self._make_grid(images), text)
+        meta = {"worker": self.options.name, "model": self.model.label, "dtype": self.model.dtype,
+                "device": self.model.device, "random_weights": self.model.is_random_weights,
+                "seconds": round(seconds, 3), "batch_jobs": batch_job_count,
+                "batch_images": batch_image_count,
+                "images_per_second": round(batch_image_count / max(seconds, 1e-9), 3)}
+        return self.spool.save(claim, jobs.fingerprint(job), grid_png, tile_pngs, meta)
+
+    # -- cancel, lost leases, failures --------------------------------------------------------
+    def is_stopped(self, claim: Claim) -> bool:
+        return (self.heartbeats.is_lost(claim.job_id)
+                or self.heartbeats.is_cancel_requested(claim.job_id))
+
+    def drop_if_stopped(self, claim: Claim) -> bool:
+        """True (and the job let go) when it was canceled or its lease lost."""
+        if self.heartbeats.is_lost(claim.job_id):
+            log.info("job %s dropped: its lease is gone", claim.job_id)
+            self.let_go(claim.job_id)
+            return True
+        if self.heartbeats.is_cancel_requested(claim.job_id):
+            log.info("job %s canceled", claim.job_id)
+            self.tell_server(claim, lambda client: client.fail(
+                claim.job_id, claim.lease, "canceled while generating", False))
+            self.let_go(claim.job_id)
+            return True
+        return False
+
+    def report_failure(self, claim: Claim, error: BaseException) -> None:
+        is_retryable = is_out_of_memory(error)
+        log.error("job %s failed (%s): %s", claim.job_id,
+                  "retryable" if is_retryable else "not retryable", failure_text(error),
+                  exc_info=not is_retryable)
+        self.tell_server(claim, lambda client: client.fail(
+            claim.job_id, claim.lease, failure_text(error), is_retryable))
+        self.let_go(claim.job_id)
+
+    def hand_back_leases(self) -> None:
+        for claim in list(self.held.values()):
+            log.warning("job %s: handing the lease back", claim.job_id)
+            try:
+                self.client.fail(claim.job_id, claim.lease, "the worker was stopped", True)
+            except (ServerUnavailable, LeaseLost, JobGone, Rejected) as error:
+                log.warning("job %s: could not hand the lease back: %s", claim.job_id, error)
+            self.let_go(claim.job_id)
+
+    def tell_server(self, claim: Claim, call) -> None:
+        """Makes one call about a held job, retried while the server is unreachable."""
+        try:
+            self.persist(lambda: call(self.client))
+        except (LeaseLost, JobGone, Rejected) as error:
+            log.info("job %s: the server no longer wants this (%s)", claim.job_id, error)
+        except ServerUnavailable as error:
+            log.warning("job %s: gave up telling the server (%s)", claim.job_id, error)
+
+    def let_go(self, job_id: str) -> None:
+        self.held.pop(job_id, None)
+        self.heartbeats.release(job_id)
+
+    # -- delivering ---------------------------------------------------------------------------
+    def deliver_pending(self) -> None:
+        for entry in self.spool.pending():
+            self.deliver(entry)
+
+    def deliver(self, entry: SpooledResult) -> None:
+        """Posts one spooled result; it leaves the spool only once the server has answered."""
+        try:
+            self.persist(lambda: self.client.post_result(
+                entry.job_id, entry.lease, entry.grid_png(), entry.tile_pngs(), entry.meta))
+        except LeaseLost as error:
+            log.warning("job %s: lease lost before the upload, keeping its images in case it "
+                        "comes back (%s)", entry.job_id, error)
+            self.spool.orphan(entry)
+        except JobGone:
+            log.info("job %s was deleted before its images arrived", entry.job_id)
+            self.spool.remove(entry)
+        except Rejected as error:
+            log.error("job %s: the server refused its result: %s", entry.job_id, error)
+            self.spool.remove(entry)
+        else:
+            self.spool.remove(entry)
+            meta = entry.meta
+            log.info('job %s done: prompt="%s" seed=%s images=%d seconds=%.2f images_per_s=%.2f '
+                     "batch_jobs=%s", entry.job_id,
+                     jobs.prompt_preview(entry.job["prompt"], defaults.PROMPT_LOG_CHARS),
+                     entry.job["seed"], jobs.tile_count(entry.job), meta.get("seconds", 0.0),
+                     meta.get("images_per_second", 0.0), meta.get("batch_jobs", 1))
+        self.let_go(entry.job_id)
+
+    def persist(self, call):
+        """call() until it gets an answer; retries ServerUnavailable with backoff. After a stop
+        request it gives up at the first outage (the spool keeps what was not delivered)."""
+        backoff = Backoff()
+        while True:
+            try:
+                return call()
+            except ServerUnavailable as error:
+                if self.stop.is_requested:
+                    raise
+                wait_seconds = backoff.next_seconds()
+                log.warning("server unavailable, retrying in %.1f s: %s", wait_seconds, error)
+                self.stop.sleep(wait_seconds)
