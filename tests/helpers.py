@@ -87,3 +87,65 @@ class ServerProcess:
                 self.process.wait()
         if getattr(self, "log", None):
             self.log.close()
+
+
+class WorkerProcess:
+    """`python -m server worker` against a server, logging to a file; stopped by stop() or kill()."""
+
+    def __init__(self, tmp_path: Path, server_url: str, token: str, model_dir: Path, *,
+                 name="w1", model_name="tiny", extra_args=(), env=None):
+        self.log_path = tmp_path / f"worker-{name}-{time.monotonic_ns()}.log"
+        self.command = [
+            sys.executable, "-m", "server", "worker", "--server", server_url, "--model",
+            str(model_dir), "--model-name", model_name, "--name", name,
+            "--spool", str(tmp_path / f"spool-{name}"), *extra_args,
+        ]
+        self.env = dict(os.environ, PYTHONUNBUFFERED="1", DALLEQ_WORKER_TOKEN=token, **(env or {}))
+        self.process = None
+
+    def start(self) -> "WorkerProcess":
+        self.log = open(self.log_path, "w")
+        self.process = subprocess.Popen(self.command, cwd=REPO, env=self.env, stdout=self.log,
+                                        stderr=subprocess.STDOUT)
+        return self
+
+    def wait_until_ready(self, timeout_seconds: float = 120.0) -> "WorkerProcess":
+        return self.wait_for_log(r"worker \S+ ready", timeout_seconds)
+
+    def wait_for_log(self, pattern: str, timeout_seconds: float = 60.0) -> "WorkerProcess":
+        deadline = time.monotonic() + timeout_seconds
+        while time.monotonic() < deadline:
+            if re.search(pattern, self.output()):
+                return self
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{self.output()}")
+            time.sleep(0.05)
+        raise RuntimeError(f"no {pattern!r} in the worker's log within {timeout_seconds}s:\n"
+                           f"{self.output()}")
+
+    def output(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def stop(self, sig=signal.SIGTERM, timeout_seconds: float = 60.0) -> int:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=timeout_seconds)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if getattr(self, "log", None):
+            self.log.close()
+        return self.process.returncode if self.process else 0
+
+
+def wait_for(predicate, timeout_seconds: float = 60.0, interval_seconds: float = 0.05,
+             message: str = "condition"):
+    """Polls predicate() until it returns something truthy; returns it, or fails the test."""
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval_seconds)
+    raise AssertionError(f"timed out after {timeout_seconds}s waiting for {message}")

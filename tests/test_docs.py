@@ -32,7 +32,7 @@ def test_every_setting_is_in_the_readme_configuration_table():
     assert not missing, f"add these to the README's configuration table: {missing}"
 
 
-@pytest.mark.parametrize("words", [["serve"], ["db", "upgrade"]])
+@pytest.mark.parametrize("words", [["up"], ["worker"], ["serve"], ["db", "upgrade"]])
 def test_readme_command_reference_matches_help(words):
     output = CliRunner().invoke(
         main, [*words, "--help"], prog_name="dalleq", terminal_width=100
