@@ -11,6 +11,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from . import cpu_attention
 from .config import DalleBartConfig
 from .cpu_matmul import matmul
 
@@ -113,8 +114,10 @@ class FlaxBartAttention(nn.Module):
         """source [B,Tk,d] → (keys, values), each [B,H,Tk,D]."""
         return self.split_heads(self.k_proj(source)), self.split_heads(self.v_proj(source))
 
-    def __call__(self, x, keys, values, is_visible):
-        """x [B,Tq,d] attends to keys/values [B,H,Tk,D]; is_visible [B,1,Tq,Tk] bool."""
+    def __call__(self, x, keys, values, is_visible, visible_count=None):
+        """x [B,Tq,d] attends to keys/values [B,H,Tk,D]; is_visible [B,1,Tq,Tk] bool.
+        visible_count: set for one decode step over a KV cache, where is_visible is exactly
+        "position < visible_count"; lets the CPU kernel read only those positions."""
         queries = self.split_heads(self.q_proj(x))
         head_dim = queries.shape[-1]
         if self.config.use_cosine_attention:
@@ -123,7 +126,11 @@ class FlaxBartAttention(nn.Module):
             scale = 1.0 / self.config.tau_init
         else:
             scale = head_dim ** -0.5
-        out = attend(queries, keys, values, is_visible, scale)
+        if (visible_count is not None and self.config.use_cpu_kernels
+                and cpu_attention.can_attend(queries, keys)):
+            out = cpu_attention.decode_attention(queries, keys, values, visible_count, scale)
+        else:
+            out = attend(queries, keys, values, is_visible, scale)
         if self.config.use_head_scale:
             out = out * self.head_scale.reshape(1, -1, 1, 1).astype(out.dtype)
         out = out.swapaxes(1, 2)  # [B,Tq,H,D]

@@ -34,6 +34,9 @@ def dtype_from_name(name) -> jnp.dtype:
         raise ValueError(f"unknown dtype {name!r}; use one of fp32, bf16, fp16") from None
 
 
+RUNTIME_FIELDS = frozenset({"dtype", "use_cpu_kernels"})  # never read from or written to config.json
+
+
 @dataclasses.dataclass(frozen=True)
 class DalleBartConfig:
     """Sizes and switches of a DalleBart checkpoint; defaults are the published mini's values."""
@@ -74,6 +77,7 @@ class DalleBartConfig:
     init_std: float = 0.02
     # Not in config.json: how this process runs the model (`.replace(dtype=...)`).
     dtype: jnp.dtype = FLOAT32
+    use_cpu_kernels: bool = False  # weights packed for cpu_matmul; attention by cpu_attention
 
     @property
     def image_token_count(self) -> int:
@@ -92,7 +96,7 @@ class DalleBartConfig:
     @classmethod
     def from_dict(cls, values: dict) -> DalleBartConfig:
         """Keep the fields we know; config.json also carries HF bookkeeping we don't need."""
-        known = {f.name for f in dataclasses.fields(cls)} - {"dtype"}
+        known = {f.name for f in dataclasses.fields(cls)} - RUNTIME_FIELDS
         config = cls(**{k: v for k, v in values.items() if k in known})
         config.check_supported()
         return config
@@ -108,7 +112,8 @@ class DalleBartConfig:
 
     def to_dict(self) -> dict:
         """The published config.json keys (§1.1 and §10: architectures, model_type, the ids)."""
-        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "dtype"}
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                  if f.name not in RUNTIME_FIELDS}
         return {
             "architectures": ["eBart"],
             "model_type": "dallebart",

@@ -55,14 +55,20 @@ class FlaxBartDecoderLayer(nn.Module):
         query_positions = cache_index + jnp.arange(hidden.shape[1])
         key_positions = jnp.arange(cache.keys.shape[2])
         is_visible = (key_positions[None, :] <= query_positions[:, None])[None, None]  # causal
-        x = self_attention(x, cache.keys, cache.values, is_visible)
+        one_step = hidden.shape[1] == 1  # generation: the causal mask is "position <= index"
+        x = self_attention(x, cache.keys, cache.values, is_visible,
+                           visible_count=cache_index + 1 if one_step else None)
         hidden = hidden + make_norm(config, is_scaled=True)(x)
         # Cross-attention branch: LayerNorm_2 → attend to the prompt → LayerNorm_3 → residual.
         x = make_norm(config, feeds_dense_is_scaled(config))(hidden)
         cross_attention = FlaxBartAttention(config, heads)
         if not isinstance(cross, KeysValues):
             cross = KeysValues(*cross_attention.project_keys_values(cross))
-        x = cross_attention(x, cross.keys, cross.values, cross_is_visible)
+        # prompts are padded at the end, so each row sees a prefix of the prompt's positions
+        prompt_lengths = (jnp.sum(cross_is_visible, axis=-1, dtype=jnp.int32).reshape(-1)
+                          if one_step else None)
+        x = cross_attention(x, cross.keys, cross.values, cross_is_visible,
+                            visible_count=prompt_lengths)
         hidden = hidden + make_norm(config, is_scaled=True)(x)
         # Feed-forward branch (GLU_0).
         hidden = hidden + feed_forward(config, config.decoder_ffn_dim)(hidden)

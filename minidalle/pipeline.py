@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from . import compilation_cache, cpu_matmul
+from . import compilation_cache, cpu_kernels, cpu_matmul
 from .checkpoint import load_params, pack_decoder_for_cpu, unscan_decoder
 from .config import DalleBartConfig, dtype_from_name
 from .generate import EncodedPrompt, ProgressCallback, TileRows, encode_prompt, generate_codes
@@ -110,12 +110,12 @@ class Pipeline:
         tokenizer, prompts must be token ids."""
         params = unscan_decoder(params, config)
         if use_cpu_kernel and np.dtype(config.dtype) in cpu_matmul.PACKABLE_DTYPES \
-                and cpu_matmul.ensure_registered():
+                and cpu_kernels.ensure_registered():
             params = pack_decoder_for_cpu(params)
             # A CPU has no bf16 arithmetic: XLA emulates it op by op. The kernel reads bf16
             # weights (half the bytes, the point of bf16 here) and computes in fp32 anyway, so
             # the activations stay fp32 too.
-            config = config.replace(dtype="fp32")
+            config = config.replace(dtype="fp32", use_cpu_kernels=True)
         return cls(config, jax.device_put(params), vqgan_config, jax.device_put(vqgan_params),
                    tokenizer, model_dir)
 

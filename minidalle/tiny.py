@@ -70,13 +70,20 @@ def write_tokenizer(folder: Path) -> int:
 
 def write_tiny_checkpoint(folder: Path, seed: int = 0) -> Path:
     """Write a random model to folder (and folder/vqgan); returns folder."""
+    return write_random_checkpoint(folder, tiny_config, TINY_VQGAN, seed)
+
+
+def write_random_checkpoint(folder: Path, config_for_vocab_size, vqgan_config: VQGANConfig,
+                            seed: int = 0) -> Path:
+    """Write a random model of any shape: config_for_vocab_size(text vocab size) gives its config
+    (bench/bench_worker.py writes the real mini shape this way)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     text_vocab_size = write_tokenizer(folder)
-    config = tiny_config(text_vocab_size)
+    config = config_for_vocab_size(text_vocab_size)
     (folder / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     save_params(folder, random_params(config, seed))
-    save_vqgan(folder / "vqgan", TINY_VQGAN, random_vqgan_params(TINY_VQGAN, seed))
+    save_vqgan(folder / "vqgan", vqgan_config, random_vqgan_params(vqgan_config, seed))
     (folder / RANDOM_WEIGHTS_MARKER).write_text(
         "These weights are random: the images are noise-like patterns, not pictures of the "
         "prompt. Written by `dalleq weights tiny` for tests and the demo.\n"

@@ -6,9 +6,9 @@ import pytest
 jax = pytest.importorskip("jax")
 import jax.numpy as jnp
 
-from minidalle import cpu_matmul
+from minidalle import cpu_kernels, cpu_matmul
 
-pytestmark = pytest.mark.skipif(not cpu_matmul.ensure_registered(),
+pytestmark = pytest.mark.skipif(not cpu_kernels.ensure_registered(),
                                 reason="needs a CPU backend with AVX2/FMA and a C++ compiler")
 
 

@@ -3,7 +3,7 @@
 // Why: one matmul of a step takes 0.1–0.6 ms. Handing its parts to XLA's thread pool wakes a
 // sleeping thread each time, and that wake-up cost the second core most of its share: two cores
 // streamed 17 GB/s where a crew that spins between calls streams 26 GB/s (bench/README.md).
-// Helpers spin briefly, then yield, then sleep on a condition variable, so an idle process
+// Helpers spin for a moment, then yield, then sleep on a condition variable, so an idle process
 // (between jobs, or while the VQGAN runs) burns no CPU.
 //
 // A call that finds the crew busy (another thread's matmul) runs all of its parts itself.
@@ -12,6 +12,7 @@
 #include <immintrin.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -70,8 +71,12 @@ class Crew {
     }
   };
 
-  static constexpr int kSpinRounds = 4000;   // _mm_pause rounds before yielding (~50 µs)
-  static constexpr int kYieldRounds = 2000;  // sched_yield rounds before sleeping (~1 ms idle)
+  // Between two kernel calls XLA runs small ops, some split over its own pool's threads. A
+  // helper that spun the whole gap would hold the core those threads need (each such op then
+  // waited for the OS to preempt it), so helpers spin only a moment, then yield the core at every
+  // check, then sleep.
+  static constexpr std::chrono::microseconds kSpinTime{2};
+  static constexpr std::chrono::microseconds kYieldTime{2000};
 
   explicit Crew(int64_t thread_count) : helper_count_(thread_count > 1 ? thread_count - 1 : 0) {
     for (int64_t i = 0; i < helper_count_; ++i) std::thread([this] { HelperLoop(); }).detach();
@@ -92,11 +97,13 @@ class Crew {
   }
 
   void WaitForGeneration(uint64_t seen) {
-    for (int i = 0; i < kSpinRounds; ++i) {
+    using Clock = std::chrono::steady_clock;
+    const Clock::time_point started = Clock::now();
+    while (Clock::now() - started < kSpinTime) {
       if (generation_.load(std::memory_order_acquire) != seen) return;
       _mm_pause();
     }
-    for (int i = 0; i < kYieldRounds; ++i) {
+    while (Clock::now() - started < kYieldTime) {
       if (generation_.load(std::memory_order_acquire) != seen) return;
       std::this_thread::yield();
     }

@@ -11,11 +11,12 @@
 // walked in blocks so a panel block stays in L2 when more row pairs reuse it; while those pairs
 // compute, they prefetch the next block, so memory keeps streaming during the passes that read
 // from L2. Panels are split between the threads of a crew that stays awake between calls
-// (crew.h). Weights are fp32 or bf16 (bf16 → fp32 is a 16-bit shift).
+// (crew.h). Weights are fp32 or bf16 (bf16 → fp32 is a shift or a mask, see Load16).
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "crew.h"
 #include "xla/ffi/api/ffi.h"
@@ -27,13 +28,24 @@ namespace {
 constexpr int64_t kPanel = 48;       // output columns per panel: 6 AVX2 registers
 constexpr int64_t kBlockK = 512;     // k values per block: 512 × 48 × 4 B = 96 KiB
 
-inline __m256 Load8(const float* p) { return _mm256_loadu_ps(p); }
-inline __m256 Load8(const uint16_t* p) {  // 8 bf16 → 8 fp32: the bf16 bits are the high half
-  __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16));
+// Columns [0, 16) from p of one panel row, as two fp32 vectors.
+inline void Load16(const float* p, __m256& low, __m256& high) {
+  low = _mm256_loadu_ps(p);
+  high = _mm256_loadu_ps(p + 8);
+}
+// bf16 panels are packed interleaved (cpu_matmul.pack): 32-bit word i holds column i in its low
+// half and column 8 + i in its high half. bf16 is the top half of an fp32, so one load gives
+// both vectors with a shift and a mask, and no shuffles.
+inline void Load16(const uint16_t* p, __m256& low, __m256& high) {
+  __m256i words = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  low = _mm256_castsi256_ps(_mm256_slli_epi32(words, 16));
+  high = _mm256_castsi256_ps(_mm256_and_si256(words, _mm256_set1_epi32(0xFFFF0000u)));
 }
 
 constexpr int64_t kLine = 64;
+// A single row pair reads each block once, straight from memory: prefetching this far ahead of
+// it measured 15-25% more bandwidth than the hardware prefetcher alone (bf16 the most).
+constexpr int64_t kStreamAheadBytes = 2048;
 
 // Cache lines [first, end) of the next block, to be prefetched into L2 evenly over one pass.
 struct Prefetch {
@@ -45,7 +57,8 @@ struct Prefetch {
 // Rows [row, row + kRows) of one panel over k in [k0, k1); accumulates into y.
 template <typename W, int kRows>
 void PanelBlock(const float* x, int64_t k_count, const W* panel, float* y, int64_t y_stride,
-                int64_t row, int64_t k0, int64_t k1, bool is_first_block, Prefetch prefetch) {
+                int64_t row, int64_t k0, int64_t k1, bool is_first_block, Prefetch prefetch,
+                bool is_streaming = false) {
   __m256 acc[kRows][6];
   for (int r = 0; r < kRows; ++r) {
     for (int j = 0; j < 6; ++j) {
@@ -59,14 +72,24 @@ void PanelBlock(const float* x, int64_t k_count, const W* panel, float* y, int64
   int64_t issued = 0;
   for (int64_t k = k0; k < k1; ++k) {
     const W* w = panel + k * kPanel;
+    if (is_streaming) {  // the only pass over this block: keep the lines ahead of it coming
+      const char* ahead = reinterpret_cast<const char*>(w) + kStreamAheadBytes;
+      for (int64_t offset = 0; offset < kPanel * int64_t(sizeof(W)); offset += kLine) {
+        _mm_prefetch(ahead + offset, _MM_HINT_T0);
+      }
+    }
     for (int64_t due = (k - k0 + 1) * lines / (k1 - k0); issued < due; ++issued) {
       _mm_prefetch(prefetch.base + (prefetch.first + issued) * kLine, _MM_HINT_T0);
     }
     __m256 b[kRows];
     for (int r = 0; r < kRows; ++r) b[r] = _mm256_broadcast_ss(x_rows[r] + k);
-    for (int j = 0; j < 6; ++j) {
-      __m256 wj = Load8(w + 8 * j);
-      for (int r = 0; r < kRows; ++r) acc[r][j] = _mm256_fmadd_ps(b[r], wj, acc[r][j]);
+    for (int c = 0; c < 3; ++c) {
+      __m256 low, high;
+      Load16(w + 16 * c, low, high);
+      for (int r = 0; r < kRows; ++r) {
+        acc[r][2 * c] = _mm256_fmadd_ps(b[r], low, acc[r][2 * c]);
+        acc[r][2 * c + 1] = _mm256_fmadd_ps(b[r], high, acc[r][2 * c + 1]);
+      }
     }
   }
   for (int r = 0; r < kRows; ++r) {
@@ -74,13 +97,21 @@ void PanelBlock(const float* x, int64_t k_count, const W* panel, float* y, int64
   }
 }
 
+// Panels [first_panel, end_panel) of y [M, N]. A last panel that N cuts short (N is rarely a
+// multiple of 48) is computed into scratch and its valid columns copied: y has exactly N columns,
+// so XLA needs no slice (a copy) after the call.
 template <typename W>
 void Panels(const float* x, int64_t m_count, int64_t k_count, const W* packed, float* y,
-            int64_t y_stride, int64_t first_panel, int64_t end_panel) {
+            int64_t n_count, int64_t first_panel, int64_t end_panel) {
   const int64_t pair_count = m_count / 2;
+  std::vector<float> tail;
   for (int64_t p = first_panel; p < end_panel; ++p) {
     const W* panel = packed + p * k_count * kPanel;
-    float* y_panel = y + p * kPanel;
+    const int64_t column_count = std::min(kPanel, n_count - p * kPanel);
+    const bool is_cut = column_count < kPanel;
+    if (is_cut) tail.resize(m_count * kPanel);
+    float* y_panel = is_cut ? tail.data() : y + p * kPanel;
+    const int64_t y_stride = is_cut ? kPanel : n_count;
     for (int64_t k0 = 0; k0 < k_count; k0 += kBlockK) {
       int64_t k1 = std::min(k_count, k0 + kBlockK);
       // The next block follows this one in memory (panels are contiguous); a single pair streams
@@ -93,23 +124,26 @@ void Panels(const float* x, int64_t m_count, int64_t k_count, const W* packed, f
       for (int64_t pair = 0; row + 2 <= m_count; row += 2, ++pair) {
         prefetch.first = next_lines * pair / pair_count;
         prefetch.end = next_lines * (pair + 1) / pair_count;
-        PanelBlock<W, 2>(x, k_count, panel, y_panel, y_stride, row, k0, k1, k0 == 0, prefetch);
+        PanelBlock<W, 2>(x, k_count, panel, y_panel, y_stride, row, k0, k1, k0 == 0, prefetch,
+                         pair_count == 1);
       }
       if (row < m_count) {
         PanelBlock<W, 1>(x, k_count, panel, y_panel, y_stride, row, k0, k1, k0 == 0, Prefetch{});
       }
+    }
+    for (int64_t r = 0; is_cut && r < m_count; ++r) {
+      std::copy_n(tail.data() + r * kPanel, column_count, y + r * n_count + p * kPanel);
     }
   }
 }
 
 template <typename W>
 void RunParallel(int64_t thread_count, const float* x, int64_t m_count, int64_t k_count,
-                 const W* packed, int64_t panel_count, float* y) {
-  const int64_t y_stride = panel_count * kPanel;
+                 const W* packed, int64_t panel_count, float* y, int64_t n_count) {
   minidalle::Crew& crew = minidalle::Crew::Get(thread_count);
   const int64_t part_count = std::min(panel_count, crew.thread_count() * 4);
   crew.Run(part_count, [=](int64_t part) {
-    Panels(x, m_count, k_count, packed, y, y_stride, panel_count * part / part_count,
+    Panels(x, m_count, k_count, packed, y, n_count, panel_count * part / part_count,
            panel_count * (part + 1) / part_count);
   });
 }
@@ -122,18 +156,20 @@ ffi::Error SkinnyMatmulImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::
     return ffi::Error::InvalidArgument("skinny_matmul: want x [M,K] and packed [P,K,48]");
   }
   const int64_t m_count = x_dims[0], k_count = x_dims[1], panel_count = w_dims[0];
-  if (y->dimensions()[0] != m_count || y->dimensions()[1] != panel_count * kPanel) {
-    return ffi::Error::InvalidArgument("skinny_matmul: want y [M, P*48]");
+  const int64_t n_count = y->dimensions()[1];
+  if (y->dimensions()[0] != m_count || n_count > panel_count * kPanel ||
+      n_count <= (panel_count - 1) * kPanel) {
+    return ffi::Error::InvalidArgument("skinny_matmul: want y [M, N] with N in the last panel");
   }
   float* out = y->typed_data();
   // The crew is sized once, by the first call, to XLA's intra-op thread count.
   const int64_t thread_count = std::max<int64_t>(1, pool.num_threads());
   if (packed.element_type() == ffi::DataType::F32) {
     RunParallel(thread_count, x.typed_data(), m_count, k_count,
-                static_cast<const float*>(packed.untyped_data()), panel_count, out);
+                static_cast<const float*>(packed.untyped_data()), panel_count, out, n_count);
   } else if (packed.element_type() == ffi::DataType::BF16) {
     RunParallel(thread_count, x.typed_data(), m_count, k_count,
-                static_cast<const uint16_t*>(packed.untyped_data()), panel_count, out);
+                static_cast<const uint16_t*>(packed.untyped_data()), panel_count, out, n_count);
   } else {
     return ffi::Error::InvalidArgument("skinny_matmul: packed weights must be f32 or bf16");
   }

@@ -1,0 +1,91 @@
+"""Our CPU kernels (minidalle/kernels/*.cc): built once with the system's C++ compiler, registered
+with JAX as XLA FFI custom calls.
+
+XLA's CPU code reaches the memory bandwidth on neither of the decode step's two hot spots: the
+matmuls of a few rows (`cpu_matmul`) and single-token attention over the KV cache
+(`cpu_attention`). Both kernels go into one shared library, cached by source hash in
+~/.cache/dalle-queue/kernels, so they share one crew of threads (kernels/crew.h). Where building
+is impossible (no compiler, no AVX2, a GPU backend) nothing is registered and the pure-JAX paths
+run instead: same results up to float rounding.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import jax
+
+log = logging.getLogger(__name__)
+
+KERNELS = Path(__file__).parent / "kernels"
+SOURCES = (KERNELS / "skinny_matmul.cc", KERNELS / "decode_attention.cc")
+HEADERS = (KERNELS / "crew.h",)
+MATMUL_TARGET = "minidalle_skinny_matmul"
+ATTENTION_TARGET = "minidalle_decode_attention"
+SYMBOL_FROM_TARGET = {MATMUL_TARGET: "MinidalleSkinnyMatmul",
+                      ATTENTION_TARGET: "MinidalleDecodeAttention"}
+
+_registered: bool | None = None
+
+
+def has_avx2_fma() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split("flags", 2)[1].split("\n", 1)[0].split()
+    except (OSError, IndexError):
+        return False
+    return "avx2" in flags and "fma" in flags
+
+
+def default_build_folder() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "dalle-queue" / "kernels"
+
+
+def compile_kernels(folder: Path) -> Path:
+    """Build the shared library (once per source and jaxlib version); returns its path."""
+    include = jax.ffi.include_dir()
+    flags = ["-O3", "-mavx2", "-mfma", "-std=c++17", "-shared", "-fPIC", "-w", f"-I{include}"]
+    sources = b"".join(path.read_bytes() for path in (*SOURCES, *HEADERS))
+    digest = hashlib.sha256(sources + " ".join(flags).encode()
+                            + jax.__version__.encode()).hexdigest()[:16]
+    library = folder / f"minidalle-kernels-{digest}.so"
+    if library.exists():
+        return library
+    folder.mkdir(parents=True, exist_ok=True)
+    compiler = shutil.which(os.environ.get("CXX", "g++")) or shutil.which("c++")
+    if compiler is None:
+        raise OSError("no C++ compiler (g++) on PATH")
+    with tempfile.TemporaryDirectory(dir=folder) as scratch:
+        built = Path(scratch) / library.name
+        subprocess.run([compiler, *flags, *map(str, SOURCES), "-o", str(built)], check=True,
+                       capture_output=True, text=True)
+        os.replace(built, library)  # atomic: a concurrent loader sees all of it or nothing
+    return library
+
+
+def ensure_registered(build_folder: Path | None = None) -> bool:
+    """Compile and register the kernels if this process can use them; True when they are ready."""
+    global _registered
+    if _registered is not None:
+        return _registered
+    _registered = False
+    if jax.default_backend() != "cpu" or not has_avx2_fma():
+        return False
+    try:
+        library = ctypes.cdll.LoadLibrary(str(compile_kernels(build_folder or default_build_folder())))
+        for target, symbol in SYMBOL_FROM_TARGET.items():
+            jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(library, symbol)),
+                                        platform="cpu")
+    except (OSError, subprocess.CalledProcessError) as error:
+        detail = getattr(error, "stderr", "") or error
+        log.warning("CPU kernels unavailable, using XLA's own ops: %s", detail)
+        return False
+    _registered = True
+    return True

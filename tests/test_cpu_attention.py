@@ -1,0 +1,54 @@
+"""The CPU attention kernel against `blocks.attend` with the causal mask it replaces."""
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+import jax.numpy as jnp  # noqa: E402
+
+from minidalle import cpu_attention, cpu_kernels  # noqa: E402
+from minidalle.blocks import attend  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not cpu_kernels.ensure_registered(),
+                                reason="no C++ compiler or AVX2 here")
+
+
+@pytest.mark.parametrize("shape", [(2, 16, 256, 64), (3, 4, 256, 16), (1, 1, 40, 8)])
+@pytest.mark.parametrize("visible_count", [1, 7, 8, 9, 33, 40])
+def test_it_attends_to_exactly_the_visible_positions(shape, visible_count):
+    batch, heads, length, head_dim = shape
+    rng = np.random.default_rng(visible_count)
+    queries, keys, values = (
+        jnp.asarray(rng.standard_normal(s).astype(np.float32))
+        for s in ((batch, heads, 1, head_dim), shape, shape))
+    is_visible = (jnp.arange(length) < visible_count)[None, None, None, :]
+    want = attend(queries, keys, values, is_visible, head_dim ** -0.5)
+    run = jax.jit(cpu_attention.decode_attention, static_argnums=4)
+    got = run(queries, keys, values, jnp.int32(visible_count), head_dim ** -0.5)
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
+    # positions past visible_count must not matter at all
+    scrambled = keys.at[:, :, visible_count:].set(1e3), values.at[:, :, visible_count:].set(-1e3)
+    np.testing.assert_array_equal(
+        run(queries, *scrambled, jnp.int32(visible_count), head_dim ** -0.5), got)
+
+
+def test_it_only_takes_what_it_can_do():
+    one = jnp.zeros((1, 2, 1, 64), jnp.float32)
+    assert cpu_attention.can_attend(one, jnp.zeros((1, 2, 8, 64), jnp.float32))
+    assert not cpu_attention.can_attend(jnp.zeros((1, 2, 3, 64)), jnp.zeros((1, 2, 8, 64)))
+    assert not cpu_attention.can_attend(one.astype(jnp.bfloat16), jnp.zeros((1, 2, 8, 64)))
+    assert not cpu_attention.can_attend(jnp.zeros((1, 2, 1, 12)), jnp.zeros((1, 2, 8, 12)))
+
+
+def test_each_row_can_see_its_own_prefix():
+    """Cross-attention: every prompt has its own length (padding comes last)."""
+    rng = np.random.default_rng(5)
+    shape = (3, 4, 64, 16)
+    queries = jnp.asarray(rng.standard_normal((3, 4, 1, 16)).astype(np.float32))
+    keys, values = (jnp.asarray(rng.standard_normal(shape).astype(np.float32)) for _ in "kv")
+    lengths = jnp.asarray([5, 64, 1], jnp.int32)
+    is_visible = (jnp.arange(64)[None, :] < lengths[:, None])[:, None, None, :]
+    want = attend(queries, keys, values, is_visible, 0.25)
+    got = jax.jit(cpu_attention.decode_attention, static_argnums=4)(queries, keys, values,
+                                                                     lengths, 0.25)
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
