@@ -1,6 +1,7 @@
 """What batching buys: jobs per minute for 8 queued 1x1 jobs, `--max-batch 1` against `--max-batch 8`.
 
     python3 bench/bench_worker.py                 # the tiny demo checkpoint, written to a temp folder
+    python3 bench/bench_worker.py --shape mini    # random weights of the real mini shape (1.8 GB)
     python3 bench/bench_worker.py --model DIR     # any model folder (mini on a GPU box)
 
 The real server and the real worker run as processes on 127.0.0.1, as in production. For each
@@ -64,10 +65,10 @@ def job_status(url: str, job_id: str) -> str:
     return requests.get(f"{url}/api/v1/jobs/{job_id}", timeout=HTTP_TIMEOUT_SECONDS).json()["status"]
 
 
-def timed_round(url: str, first_seed: int) -> float:
+def timed_round(url: str, first_seed: int, blocker_grid: int) -> float:
     """Seconds from the blocker's end to the last of the 8 jobs' end."""
     response = requests.post(f"{url}/api/v1/jobs", timeout=HTTP_TIMEOUT_SECONDS, json={
-        "prompt": "a blocker", "seed": first_seed, "grid": 4, "model": "bench"})
+        "prompt": "a blocker", "seed": first_seed, "grid": blocker_grid, "model": "bench"})
     response.raise_for_status()
     blocker = response.json()["id"]
     while job_status(url, blocker) == "queued":
@@ -83,15 +84,15 @@ def timed_round(url: str, first_seed: int) -> float:
 
 
 def measure(folder: Path, server: ServerProcess, model_dir: Path, max_batch: int,
-            round_count: int, seed_base: int) -> list[float]:
+            round_count: int, seed_base: int, blocker_grid: int) -> list[float]:
     """Seconds for each round of JOB_COUNT jobs after one warm-up round."""
     worker = WorkerProcess(folder, server.url, TOKEN, model_dir, name=f"batch{max_batch}",
                            model_name="bench", extra_args=["--max-batch", str(max_batch)])
     worker.start()
     try:
         worker.wait_until_ready(timeout_seconds=600)
-        timed_round(server.url, seed_base)  # warm-up: compiles this setting's batch shapes
-        return [timed_round(server.url, seed_base + 100 * (index + 1))
+        timed_round(server.url, seed_base, blocker_grid)  # warm-up: compiles the batch shapes
+        return [timed_round(server.url, seed_base + 100 * (index + 1), blocker_grid)
                 for index in range(round_count)]
     finally:
         worker.stop()
@@ -99,23 +100,35 @@ def measure(folder: Path, server: ServerProcess, model_dir: Path, max_batch: int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, help="model folder (default: a fresh tiny one)")
+    parser.add_argument("--model", type=Path, help="model folder (default: a fresh random one)")
+    parser.add_argument("--shape", choices=["tiny", "mini"], default="tiny",
+                        help="shape of the random model written when --model is not given")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per setting")
+    parser.add_argument("--blocker-grid", type=int,
+                        help="grid of the job that keeps the worker busy (default: 4 for the "
+                             "tiny model, else 1)")
     args = parser.parse_args()
+    blocker_grid = args.blocker_grid or (4 if args.model is None and args.shape == "tiny" else 1)
     with tempfile.TemporaryDirectory(prefix="bench-worker-") as scratch:
         folder = Path(scratch)
         model_dir = args.model
         if model_dir is None:
-            from minidalle.tiny import write_tiny_checkpoint
+            from minidalle.config import DalleBartConfig
+            from minidalle.tiny import write_random_checkpoint, write_tiny_checkpoint
+            from minidalle.vqgan import VQGANConfig
 
-            model_dir = write_tiny_checkpoint(folder / "tiny")
+            if args.shape == "tiny":
+                model_dir = write_tiny_checkpoint(folder / "tiny")
+            else:  # the real mini shape and VQGAN (the text vocabulary keeps mini's size)
+                model_dir = write_random_checkpoint(folder / "mini",
+                                                    lambda _vocab: DalleBartConfig(), VQGANConfig())
         os.environ.setdefault("DALLEQ_JAX_CACHE", str(folder / "jax-cache"))
         server = ServerProcess(folder, env={"DALLEQ_WORKER_TOKEN": TOKEN}).start()
         try:
             results = {}
             for max_batch in (1, JOB_COUNT):
                 rounds = measure(folder, server, model_dir, max_batch, args.rounds,
-                                 seed_base=100_000 * max_batch)
+                                 seed_base=100_000 * max_batch, blocker_grid=blocker_grid)
                 results[max_batch] = statistics.median(rounds)
                 print(f"--max-batch {max_batch}: {JOB_COUNT} jobs in "
                       f"{', '.join(f'{s:.2f}' for s in rounds)} s → median "

@@ -4,8 +4,8 @@ What can go wrong, and what happens then:
 - the server is down or the network drops: every call is retried with jittered backoff; a
   finished result waits in the spool (worker/spool.py) and is posted when the server is back;
 - the model raises on a batch of several jobs: the batch is split in halves and retried, so one
-  bad job fails alone with its message while the others finish; out-of-memory fails retryable
-  (another worker, or a smaller batch, may manage), anything else does not;
+  bad job fails alone with its message while the others finish; out-of-memory (or a full disk)
+  fails retryable (another worker, or a smaller batch, may manage), anything else does not;
 - a job is canceled or its lease lost: it is dropped, and when every job of the batch is, the
   generation stops at its next progress chunk;
 - the process is killed: its leases expire on the server and the jobs run again elsewhere.
@@ -207,8 +207,12 @@ class Worker:
             except Exception as error:  # noqa: BLE001
                 self.report_failure(claim, error)
                 continue
-            entry = self.spool_result(claim, images, time.perf_counter() - started,
-                                      len(claims), image_count)
+            try:
+                entry = self.spool_result(claim, images, time.perf_counter() - started,
+                                          len(claims), image_count)
+            except OSError as error:  # a full or broken disk: this worker can't keep results
+                self.report_failure(claim, error)
+                continue
             self.deliver(entry)  # now, not after the batch: the phone shows it sooner
 
     def generation_request(self, job: dict):
@@ -275,7 +279,8 @@ class Worker:
         return False
 
     def report_failure(self, claim: Claim, error: BaseException) -> None:
-        is_retryable = is_out_of_memory(error)
+        # out of memory or out of disk: another worker (or a smaller batch) may well succeed
+        is_retryable = is_out_of_memory(error) or isinstance(error, OSError)
         log.error("job %s failed (%s): %s", claim.job_id,
                   "retryable" if is_retryable else "not retryable", failure_text(error),
                   exc_info=not is_retryable)
