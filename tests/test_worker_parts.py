@@ -82,3 +82,13 @@ def test_client_maps_each_answer_to_its_error(live_server):
     with pytest.raises(ServerUnavailable):
         QueueClient("http://127.0.0.1:9", WORKER_TOKEN, timeout_seconds=2).claim("w", [], 1, 0)
     client.close()
+
+
+def test_once_gives_up_at_once_when_the_server_is_unreachable(tmp_path):
+    pytest.importorskip("jax")
+    from worker.runner import ModelInfo, Worker, WorkerOptions
+
+    options = WorkerOptions(server_url="http://127.0.0.1:9", token=WORKER_TOKEN, name="w",
+                            model_name="tiny", spool_dir=tmp_path / "spool", is_once=True)
+    worker = Worker(options, pipeline=None, model=ModelInfo("tiny", "fp32", "cpu", True))
+    assert worker.run() == 1

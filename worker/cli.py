@@ -70,7 +70,8 @@ def worker_options(command, model_default: str | None = "mini", model_help: str 
               show_default="~/.cache/dalle-queue/spool/NAME",
               help="Where finished results wait until the server has them.")
 @click.option("--once", is_flag=True,
-              help="Serve what is queued now (one batch), then exit: for scripts and cron.")
+              help="Serve what is queued now (one batch), then exit: for scripts and cron. "
+                   "Exits with status 1 if the server can't be reached.")
 def worker(server_url, token, model, dtype, max_batch, cache, model_name, name, spool, once):
     """Claim jobs from the queue, generate them here, post the images back.
 

@@ -108,6 +108,9 @@ class Worker:
                     claims = self.claim_batch()
                     self.backoff.reset()
                 except ServerUnavailable as error:
+                    if self.options.is_once:  # a script wants an answer, not a wait
+                        log.error("server unavailable: %s", error)
+                        return 1
                     wait_seconds = self.backoff.next_seconds()
                     log.warning("server unavailable, retrying in %.1f s: %s", wait_seconds, error)
                     self.stop.sleep(wait_seconds)
