@@ -241,8 +241,9 @@ class Worker:
             pixels = self.pipeline.decode_tokens(row[None])[0]
             images.append(Image.fromarray(pixels, "RGB"))
             share = defaults.TOKEN_PROGRESS_SHARE
-            self.heartbeats.set_progress(
-                claim.job_id, share + (1 - share) * (index + 1) / len(job_codes) * 0.99)
+            decoded = (index + 1) / len(job_codes)
+            # just short of 1.0: the server sets that itself when the images have arrived
+            self.heartbeats.set_progress(claim.job_id, share + (1 - share) * decoded * 0.99)
             if self.stop.is_forced:
                 raise Abandoned()
             if self.is_stopped(claim):
