@@ -12,7 +12,7 @@ pytestmark = pytest.mark.skipif(not cpu_kernels.ensure_registered(),
                                 reason="needs a CPU backend with AVX2/FMA and a C++ compiler")
 
 
-@pytest.mark.parametrize("rows", [1, 2, 3, 18])
+@pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 7, 8, 18])
 @pytest.mark.parametrize("dtype", [np.float32, jnp.bfloat16])
 def test_packed_matmul_equals_numpy(rows, dtype):
     rng = np.random.default_rng(rows)

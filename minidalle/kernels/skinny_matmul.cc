@@ -7,9 +7,10 @@
 //
 // How: the weights are packed once, at load time, into panels of kPanel output columns,
 // [P, K, kPanel] row-major (minidalle/cpu_matmul.py), so each panel is one contiguous stream.
-// For each panel and pair of rows, 12 AVX2 accumulators hold 2 × 48 outputs while k runs; K is
-// walked in blocks so a panel block stays in L2 when more row pairs reuse it; while those pairs
-// compute, they prefetch the next block, so memory keeps streaming during the passes that read
+// While k runs, 12 AVX2 accumulators hold the outputs of one pass: 4 rows × 24 columns (half a
+// panel) for every four rows, then 2 rows × 48 for a remaining pair (one image's two rows), then
+// a single row. K is walked in blocks so a panel block stays in L2 while the passes reuse it;
+// they prefetch the next block as they go, so memory keeps streaming during the passes that read
 // from L2. Panels are split between the threads of a crew that stays awake between calls
 // (crew.h). Weights are fp32 or bf16 (bf16 → fp32 is a shift or a mask, see Load16).
 #include <immintrin.h>
@@ -40,6 +41,27 @@ inline void Load16(const uint16_t* p, __m256& low, __m256& high) {
   __m256i words = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
   low = _mm256_castsi256_ps(_mm256_slli_epi32(words, 16));
   high = _mm256_castsi256_ps(_mm256_and_si256(words, _mm256_set1_epi32(0xFFFF0000u)));
+}
+
+// Columns [24·kHalf, 24·kHalf + 24) of one panel row as three fp32 vectors.
+template <int kHalf>
+inline void Load24(const float* p, __m256& v0, __m256& v1, __m256& v2) {
+  v0 = _mm256_loadu_ps(p + 24 * kHalf);
+  v1 = _mm256_loadu_ps(p + 24 * kHalf + 8);
+  v2 = _mm256_loadu_ps(p + 24 * kHalf + 16);
+}
+// The same for interleaved bf16: the left half is group 0 and group 1's low halves, the right
+// half group 1's high halves and group 2.
+template <int kHalf>
+inline void Load24(const uint16_t* p, __m256& v0, __m256& v1, __m256& v2) {
+  __m256 unused;
+  if (kHalf == 0) {
+    Load16(p, v0, v1);
+    Load16(p + 16, v2, unused);
+  } else {
+    Load16(p + 16, unused, v0);
+    Load16(p + 32, v1, v2);
+  }
 }
 
 constexpr int64_t kLine = 64;
@@ -97,13 +119,54 @@ void PanelBlock(const float* x, int64_t k_count, const W* panel, float* y, int64
   }
 }
 
+// Rows [row, row + 4) of one half panel (24 columns) over k in [k0, k1); accumulates into y.
+// With four rows, each weight vector loaded feeds four FMAs instead of two: the grid's passes
+// over a block read half as much from L2.
+template <typename W, int kHalf>
+void QuadBlock(const float* x, int64_t k_count, const W* panel, float* y, int64_t y_stride,
+               int64_t row, int64_t k0, int64_t k1, bool is_first_block, Prefetch prefetch) {
+  __m256 acc[4][3];
+  for (int r = 0; r < 4; ++r) {
+    for (int j = 0; j < 3; ++j) {
+      acc[r][j] = is_first_block
+                      ? _mm256_setzero_ps()
+                      : _mm256_loadu_ps(y + (row + r) * y_stride + 24 * kHalf + 8 * j);
+    }
+  }
+  const float* x_rows[4];
+  for (int r = 0; r < 4; ++r) x_rows[r] = x + (row + r) * k_count;
+  const int64_t lines = prefetch.end - prefetch.first;
+  int64_t issued = 0;
+  for (int64_t k = k0; k < k1; ++k) {
+    for (int64_t due = (k - k0 + 1) * lines / (k1 - k0); issued < due; ++issued) {
+      _mm_prefetch(prefetch.base + (prefetch.first + issued) * kLine, _MM_HINT_T0);
+    }
+    __m256 w0, w1, w2;
+    Load24<kHalf>(panel + k * kPanel, w0, w1, w2);
+    for (int r = 0; r < 4; ++r) {
+      const __m256 b = _mm256_broadcast_ss(x_rows[r] + k);
+      acc[r][0] = _mm256_fmadd_ps(b, w0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(b, w1, acc[r][1]);
+      acc[r][2] = _mm256_fmadd_ps(b, w2, acc[r][2]);
+    }
+  }
+  for (int r = 0; r < 4; ++r) {
+    for (int j = 0; j < 3; ++j) {
+      _mm256_storeu_ps(y + (row + r) * y_stride + 24 * kHalf + 8 * j, acc[r][j]);
+    }
+  }
+}
+
 // Panels [first_panel, end_panel) of y [M, N]. A last panel that N cuts short (N is rarely a
 // multiple of 48) is computed into scratch and its valid columns copied: y has exactly N columns,
 // so XLA needs no slice (a copy) after the call.
 template <typename W>
 void Panels(const float* x, int64_t m_count, int64_t k_count, const W* packed, float* y,
             int64_t n_count, int64_t first_panel, int64_t end_panel) {
-  const int64_t pair_count = m_count / 2;
+  // passes over each block: two half-panel passes per four rows, then a pair, then a single row
+  const int64_t quad_count = m_count / 4;
+  const int64_t pair_count = (m_count % 4) / 2;
+  const int64_t pass_count = 2 * quad_count + pair_count;
   std::vector<float> tail;
   for (int64_t p = first_panel; p < end_panel; ++p) {
     const W* panel = packed + p * k_count * kPanel;
@@ -114,18 +177,30 @@ void Panels(const float* x, int64_t m_count, int64_t k_count, const W* packed, f
     const int64_t y_stride = is_cut ? kPanel : n_count;
     for (int64_t k0 = 0; k0 < k_count; k0 += kBlockK) {
       int64_t k1 = std::min(k_count, k0 + kBlockK);
-      // The next block follows this one in memory (panels are contiguous); a single pair streams
-      // well on the hardware prefetcher alone, more pairs share the next block's lines.
+      // The next block follows this one in memory (panels are contiguous); a single pass
+      // streams it with prefetches ahead of itself, several passes share the next block's lines.
       bool has_next = k1 < k_count || p + 1 < end_panel;
       int64_t next_k = k1 < k_count ? std::min(k_count - k1, kBlockK) : std::min(k_count, kBlockK);
-      int64_t next_lines = has_next && pair_count > 1 ? next_k * kPanel * sizeof(W) / kLine : 0;
+      int64_t next_lines = has_next && pass_count > 1 ? next_k * kPanel * sizeof(W) / kLine : 0;
       Prefetch prefetch{reinterpret_cast<const char*>(panel + k1 * kPanel), 0, 0};
+      int64_t pass = 0;
+      auto share_of_next = [&]() {
+        prefetch.first = next_lines * pass / pass_count;
+        prefetch.end = next_lines * (pass + 1) / pass_count;
+        ++pass;
+        return prefetch;
+      };
       int64_t row = 0;
-      for (int64_t pair = 0; row + 2 <= m_count; row += 2, ++pair) {
-        prefetch.first = next_lines * pair / pair_count;
-        prefetch.end = next_lines * (pair + 1) / pair_count;
-        PanelBlock<W, 2>(x, k_count, panel, y_panel, y_stride, row, k0, k1, k0 == 0, prefetch,
-                         pair_count == 1);
+      for (; row + 4 <= m_count; row += 4) {
+        QuadBlock<W, 0>(x, k_count, panel, y_panel, y_stride, row, k0, k1, k0 == 0,
+                        share_of_next());
+        QuadBlock<W, 1>(x, k_count, panel, y_panel, y_stride, row, k0, k1, k0 == 0,
+                        share_of_next());
+      }
+      if (row + 2 <= m_count) {
+        PanelBlock<W, 2>(x, k_count, panel, y_panel, y_stride, row, k0, k1, k0 == 0,
+                         share_of_next(), pass_count == 1);
+        row += 2;
       }
       if (row < m_count) {
         PanelBlock<W, 1>(x, k_count, panel, y_panel, y_stride, row, k0, k1, k0 == 0, Prefetch{});
