@@ -78,6 +78,7 @@ def configure_logging(level=logging.INFO) -> None:
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # a line per plugin
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU" on every start
 
 
 HELP_WIDTH = 100
