@@ -48,6 +48,25 @@ def settings_options(command):
     return command
 
 
+def listen_options(command):
+    """--host, --port and --threads: where `serve` and `up` listen."""
+    options = [
+        click.option("--host", default=defaults.HOST, envvar="DALLEQ_HOST", show_envvar=True,
+                     show_default=True,
+                     help="Address to bind; use 0.0.0.0 or a tailnet address to reach it from a "
+                          "phone."),
+        click.option("--port", default=defaults.PORT, type=int, envvar="DALLEQ_PORT",
+                     show_envvar=True, show_default=True,
+                     help="Port to listen on; 0 picks a free one."),
+        click.option("--threads", default=defaults.THREADS, type=int, envvar="DALLEQ_THREADS",
+                     show_envvar=True, show_default=True,
+                     help="WSGI threads (each long-polling worker holds one)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def build_settings(db, data, worker_token, password, lease_seconds, max_attempts, max_upload_mb):
     from .config import load_settings
 
@@ -91,12 +110,7 @@ def main():
 
 
 @main.command()
-@click.option("--host", default=defaults.HOST, envvar="DALLEQ_HOST", show_envvar=True, show_default=True,
-              help="Address to bind; use 0.0.0.0 or a tailnet address to reach it from a phone.")
-@click.option("--port", default=defaults.PORT, type=int, envvar="DALLEQ_PORT", show_envvar=True, show_default=True,
-              help="Port to listen on; 0 picks a free one.")
-@click.option("--threads", default=defaults.THREADS, type=int, envvar="DALLEQ_THREADS", show_envvar=True,
-              show_default=True, help="WSGI threads (each long-polling worker holds one).")
+@listen_options
 @settings_options
 def serve(host, port, threads, **settings_flags):
     """Run the queue server under a production WSGI server (waitress)."""
@@ -134,12 +148,7 @@ def db_example(path):
 
 
 @main.command()
-@click.option("--host", default=defaults.HOST, envvar="DALLEQ_HOST", show_envvar=True, show_default=True,
-              help="Address to bind; use 0.0.0.0 or a tailnet address to reach it from a phone.")
-@click.option("--port", default=defaults.PORT, type=int, envvar="DALLEQ_PORT", show_envvar=True, show_default=True,
-              help="Port to listen on; 0 picks a free one.")
-@click.option("--threads", default=defaults.THREADS, type=int, envvar="DALLEQ_THREADS", show_envvar=True,
-              show_default=True, help="WSGI threads (each long-polling worker holds one).")
+@listen_options
 @settings_options
 @functools.partial(worker_commands.worker_options, model_default=None,
                    model_help=" Unset: the demo model (random weights, written on first use).")

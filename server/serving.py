@@ -41,11 +41,19 @@ def run_until_stopped(server) -> None:
         server.close()
 
 
+def url_host(host: str) -> str:
+    """The host as a URL spells it: IPv6 addresses go in brackets."""
+    return f"[{host}]" if ":" in host else host
+
+
+def announce(host: str, port: int) -> None:
+    """Print the URL the server answers on (tests and scripts read this line)."""
+    print(f"dalle-queue serving on http://{url_host(host)}:{port}/", flush=True)
+
+
 def run_server(settings: Settings, *, host: str, port: int, threads: int) -> None:
     _app, server = make_server(settings, host=host, port=port, threads=threads)
-    shown_host = f"[{host}]" if ":" in host else host
-    url = f"http://{shown_host}:{server.effective_port}/"
-    print(f"dalle-queue serving on {url}", flush=True)
+    announce(host, server.effective_port)
     if not settings.worker_token:
         log.warning("DALLEQ_WORKER_TOKEN is not set: workers cannot claim jobs")
     run_until_stopped(server)

@@ -62,9 +62,9 @@ def demo_model_folder(cache: Path | None) -> Path:
 
 def client_host(host: str) -> str:
     """Where a worker on this machine reaches a server bound to `host`."""
-    if host in ("", "0.0.0.0", "::"):
-        return "127.0.0.1"
-    return f"[{host}]" if ":" in host else host
+    from .serving import url_host
+
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::") else url_host(host)
 
 
 class WorkerProcess:
@@ -112,7 +112,7 @@ def run_up(settings: Settings, *, host: str, port: int, threads: int, model: str
            dtype: str, max_batch: int, cache: Path | None) -> None:
     from minidalle import weights as hub
 
-    from .serving import make_server, run_until_stopped
+    from .serving import announce, make_server, run_until_stopped
 
     if model is None:
         folder, model_name = demo_model_folder(cache), DEMO_MODEL_NAME
@@ -132,8 +132,7 @@ def run_up(settings: Settings, *, host: str, port: int, threads: int, model: str
     worker = WorkerProcess(["--server", url, "--model", str(folder), "--model-name", model_name,
                             "--dtype", dtype, "--max-batch", str(max_batch),
                             "--name", "local"], token)
-    shown_host = f"[{host}]" if ":" in host else host
-    print(f"dalle-queue serving on http://{shown_host}:{server.effective_port}/", flush=True)
+    announce(host, server.effective_port)
     if not settings_token_given:
         print(f"workers on other machines: dalleq worker --server http://<this machine>:"
               f"{server.effective_port} --token \"$(cat {Path(settings.data_dir) / TOKEN_FILE})\"",
