@@ -73,6 +73,7 @@ def tile_keys(seeds, tile_indices):
 @functools.partial(
     jax.jit,
     static_argnames=("config", "step_count", "candidate_count", "code_count", "is_superconditioned"),
+    donate_argnames=("state",),  # the KV caches are updated in place, not copied every chunk
 )
 def run_steps(config: DalleBartConfig, decoder_params, lm_head_kernel, state: SampleState, start,
               crosses, cross_is_visible, keys, temperature, top_k, top_p, condition_scale, *,
