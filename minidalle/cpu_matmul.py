@@ -51,7 +51,11 @@ def packed_matmul(x, packed, features: int):
 
 
 def matmul(x, kernel, features: int, dtype):
-    """x · kernel for a plain [K, N] kernel or a packed one, accumulated in and returned as dtype."""
+    """x · kernel for a plain [K, N] kernel or a packed one, computed in and returned as dtype.
+
+    A plain bf16 kernel under fp32 activations (the encoder beside the CPU kernels) is widened
+    rather than the activations narrowed: a CPU has no bf16 arithmetic, and XLA's emulated bf16
+    dot took twice as long as converting the kernel and running its fp32 one."""
     if is_packed(kernel):
         return packed_matmul(x, kernel, features).astype(dtype)
-    return jnp.dot(x.astype(kernel.dtype), kernel, preferred_element_type=dtype).astype(dtype)
+    return jnp.dot(x.astype(dtype), kernel.astype(dtype), preferred_element_type=dtype)
