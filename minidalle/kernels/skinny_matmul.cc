@@ -76,6 +76,30 @@ struct Prefetch {
   int64_t end = 0;
 };
 
+// Issues a pass's share of the next block's lines evenly over its k steps. Counting credit
+// instead of dividing per step matters: one integer division per k cost the four-row pass half
+// its FMA rate.
+class PrefetchPacer {
+ public:
+  PrefetchPacer(Prefetch prefetch, int64_t step_count)
+      : next_(prefetch.base + prefetch.first * kLine),
+        line_count_(prefetch.end - prefetch.first),
+        step_count_(step_count) {}
+
+  void Step() {
+    for (credit_ += line_count_; credit_ >= step_count_; credit_ -= step_count_) {
+      _mm_prefetch(next_, _MM_HINT_T0);
+      next_ += kLine;
+    }
+  }
+
+ private:
+  const char* next_;
+  int64_t line_count_;
+  int64_t step_count_;
+  int64_t credit_ = 0;
+};
+
 // Rows [row, row + kRows) of one panel over k in [k0, k1); accumulates into y.
 template <typename W, int kRows>
 void PanelBlock(const float* x, int64_t k_count, const W* panel, float* y, int64_t y_stride,
@@ -90,8 +114,7 @@ void PanelBlock(const float* x, int64_t k_count, const W* panel, float* y, int64
   }
   const float* x_rows[kRows];
   for (int r = 0; r < kRows; ++r) x_rows[r] = x + (row + r) * k_count;
-  const int64_t lines = prefetch.end - prefetch.first;
-  int64_t issued = 0;
+  PrefetchPacer pacer(prefetch, k1 - k0);
   for (int64_t k = k0; k < k1; ++k) {
     const W* w = panel + k * kPanel;
     if (is_streaming) {  // the only pass over this block: keep the lines ahead of it coming
@@ -100,9 +123,7 @@ void PanelBlock(const float* x, int64_t k_count, const W* panel, float* y, int64
         _mm_prefetch(ahead + offset, _MM_HINT_T0);
       }
     }
-    for (int64_t due = (k - k0 + 1) * lines / (k1 - k0); issued < due; ++issued) {
-      _mm_prefetch(prefetch.base + (prefetch.first + issued) * kLine, _MM_HINT_T0);
-    }
+    pacer.Step();
     __m256 b[kRows];
     for (int r = 0; r < kRows; ++r) b[r] = _mm256_broadcast_ss(x_rows[r] + k);
     for (int c = 0; c < 3; ++c) {
@@ -135,12 +156,9 @@ void QuadBlock(const float* x, int64_t k_count, const W* panel, float* y, int64_
   }
   const float* x_rows[4];
   for (int r = 0; r < 4; ++r) x_rows[r] = x + (row + r) * k_count;
-  const int64_t lines = prefetch.end - prefetch.first;
-  int64_t issued = 0;
+  PrefetchPacer pacer(prefetch, k1 - k0);
   for (int64_t k = k0; k < k1; ++k) {
-    for (int64_t due = (k - k0 + 1) * lines / (k1 - k0); issued < due; ++issued) {
-      _mm_prefetch(prefetch.base + (prefetch.first + issued) * kLine, _MM_HINT_T0);
-    }
+    pacer.Step();
     __m256 w0, w1, w2;
     Load24<kHalf>(panel + k * kPanel, w0, w1, w2);
     for (int r = 0; r < 4; ++r) {
