@@ -11,7 +11,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from . import cpu_attention
+from . import cpu_attention, kv_cache
 from .config import DalleBartConfig
 from .cpu_matmul import matmul
 
@@ -120,14 +120,18 @@ class FlaxBartAttention(nn.Module):
         "position < visible_count"; lets the CPU kernel read only those positions."""
         queries = self.split_heads(self.q_proj(x))
         head_dim = queries.shape[-1]
+        is_for_kernel = (visible_count is not None and self.config.use_cpu_kernels
+                         and not self.config.use_cosine_attention
+                         and cpu_attention.can_attend(queries, keys, values))
+        if not is_for_kernel:
+            keys, values = kv_cache.readable(keys), kv_cache.readable(values)
         if self.config.use_cosine_attention:
             queries = queries / (jnp.linalg.norm(queries, axis=-1, keepdims=True) + 1e-8)
             keys = keys / (jnp.linalg.norm(keys, axis=-1, keepdims=True) + 1e-8)
             scale = 1.0 / self.config.tau_init
         else:
             scale = head_dim ** -0.5
-        if (visible_count is not None and self.config.use_cpu_kernels
-                and cpu_attention.can_attend(queries, keys)):
+        if is_for_kernel:
             out = cpu_attention.decode_attention(queries, keys, values, visible_count, scale)
         else:
             out = attend(queries, keys, values, is_visible, scale)

@@ -34,7 +34,7 @@ def dtype_from_name(name) -> jnp.dtype:
         raise ValueError(f"unknown dtype {name!r}; use one of fp32, bf16, fp16") from None
 
 
-RUNTIME_FIELDS = frozenset({"dtype", "use_cpu_kernels"})  # never read from or written to config.json
+RUNTIME_FIELDS = frozenset({"dtype", "cache_dtype", "use_cpu_kernels"})  # never read from or written to config.json
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +77,7 @@ class DalleBartConfig:
     init_std: float = 0.02
     # Not in config.json: how this process runs the model (`.replace(dtype=...)`).
     dtype: jnp.dtype = FLOAT32
+    cache_dtype: jnp.dtype | None = None  # the decoder's KV cache; None: dtype
     use_cpu_kernels: bool = False  # weights packed for cpu_matmul; attention by cpu_attention
 
     @property
@@ -131,8 +132,9 @@ class DalleBartConfig:
         }
 
     def replace(self, **changes) -> DalleBartConfig:
-        if "dtype" in changes:
-            changes["dtype"] = dtype_from_name(changes["dtype"])
+        for field in ("dtype", "cache_dtype"):
+            if changes.get(field) is not None:
+                changes[field] = dtype_from_name(changes[field])
         return dataclasses.replace(self, **changes)
 
     def check_supported(self) -> None:

@@ -20,6 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from . import kv_cache
 from .blocks import FlaxBartAttention, feed_forward, feeds_dense_is_scaled, make_norm
 from .config import DalleBartConfig
 
@@ -49,8 +50,8 @@ class FlaxBartDecoderLayer(nn.Module):
         new_keys, new_values = self_attention.project_keys_values(x)
         start = (0, 0, cache_index, 0)
         cache = KeysValues(
-            jax.lax.dynamic_update_slice(cache.keys, new_keys.astype(cache.keys.dtype), start),
-            jax.lax.dynamic_update_slice(cache.values, new_values.astype(cache.values.dtype), start),
+            kv_cache.write(cache.keys, new_keys, start),
+            kv_cache.write(cache.values, new_values, start),
         )
         query_positions = cache_index + jnp.arange(hidden.shape[1])
         key_positions = jnp.arange(cache.keys.shape[2])
@@ -144,8 +145,8 @@ def init_caches(config: DalleBartConfig, batch_size: int, use_scan: bool):
     shape = (batch_size, config.decoder_attention_heads, config.image_length, config.head_dim)
     if use_scan:
         shape = (config.decoder_layers,) + shape
-        return KeysValues(jnp.zeros(shape, config.dtype), jnp.zeros(shape, config.dtype))
-    return [KeysValues(jnp.zeros(shape, config.dtype), jnp.zeros(shape, config.dtype))
+        return KeysValues(kv_cache.zeros(config, shape), kv_cache.zeros(config, shape))
+    return [KeysValues(kv_cache.zeros(config, shape), kv_cache.zeros(config, shape))
             for _ in range(config.decoder_layers)]
 
 

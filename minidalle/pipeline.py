@@ -112,10 +112,10 @@ class Pipeline:
         if use_cpu_kernel and np.dtype(config.dtype) in cpu_matmul.PACKABLE_DTYPES \
                 and cpu_kernels.ensure_registered():
             params = pack_decoder_for_cpu(params)
-            # A CPU has no bf16 arithmetic: XLA emulates it op by op. The kernel reads bf16
-            # weights (half the bytes, the point of bf16 here) and computes in fp32 anyway, so
-            # the activations stay fp32 too.
-            config = config.replace(dtype="fp32", use_cpu_kernels=True)
+            # A CPU has no bf16 arithmetic: XLA emulates it op by op. The kernels read bf16
+            # weights and KV cache (half the bytes, the point of bf16 here) and compute in fp32
+            # anyway, so the activations stay fp32 too.
+            config = config.replace(dtype="fp32", cache_dtype=config.dtype, use_cpu_kernels=True)
         return cls(config, jax.device_put(params), vqgan_config, jax.device_put(vqgan_params),
                    tokenizer, model_dir)
 

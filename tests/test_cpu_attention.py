@@ -15,14 +15,18 @@ pytestmark = pytest.mark.skipif(not cpu_kernels.ensure_registered(),
 
 @pytest.mark.parametrize("shape", [(2, 16, 256, 64), (3, 4, 256, 16), (1, 1, 40, 8)])
 @pytest.mark.parametrize("visible_count", [1, 7, 8, 9, 33, 40])
-def test_it_attends_to_exactly_the_visible_positions(shape, visible_count):
+@pytest.mark.parametrize("cache_dtype", [jnp.float32, jnp.bfloat16])
+def test_it_attends_to_exactly_the_visible_positions(shape, visible_count, cache_dtype):
     batch, heads, length, head_dim = shape
     rng = np.random.default_rng(visible_count)
     queries, keys, values = (
         jnp.asarray(rng.standard_normal(s).astype(np.float32))
         for s in ((batch, heads, 1, head_dim), shape, shape))
+    keys, values = keys.astype(cache_dtype), values.astype(cache_dtype)
     is_visible = (jnp.arange(length) < visible_count)[None, None, None, :]
-    want = attend(queries, keys, values, is_visible, head_dim ** -0.5)
+    # the same cache values, widened: the kernel computes in fp32 whatever the cache holds
+    want = attend(queries, keys.astype(jnp.float32), values.astype(jnp.float32), is_visible,
+                  head_dim ** -0.5)
     run = jax.jit(cpu_attention.decode_attention, static_argnums=4)
     got = run(queries, keys, values, jnp.int32(visible_count), head_dim ** -0.5)
     np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
@@ -34,10 +38,15 @@ def test_it_attends_to_exactly_the_visible_positions(shape, visible_count):
 
 def test_it_only_takes_what_it_can_do():
     one = jnp.zeros((1, 2, 1, 64), jnp.float32)
-    assert cpu_attention.can_attend(one, jnp.zeros((1, 2, 8, 64), jnp.float32))
-    assert not cpu_attention.can_attend(jnp.zeros((1, 2, 3, 64)), jnp.zeros((1, 2, 8, 64)))
-    assert not cpu_attention.can_attend(one.astype(jnp.bfloat16), jnp.zeros((1, 2, 8, 64)))
-    assert not cpu_attention.can_attend(jnp.zeros((1, 2, 1, 12)), jnp.zeros((1, 2, 8, 12)))
+    cache = jnp.zeros((1, 2, 8, 64), jnp.float32)
+    assert cpu_attention.can_attend(one, cache, cache)
+    assert cpu_attention.can_attend(one, cache.astype(jnp.bfloat16), cache.astype(jnp.bfloat16))
+    assert not cpu_attention.can_attend(one, cache, cache.astype(jnp.bfloat16))
+    assert not cpu_attention.can_attend(one, cache.astype(jnp.float16), cache.astype(jnp.float16))
+    assert not cpu_attention.can_attend(jnp.zeros((1, 2, 3, 64)), cache, cache)
+    assert not cpu_attention.can_attend(one.astype(jnp.bfloat16), cache, cache)
+    small = jnp.zeros((1, 2, 8, 12))
+    assert not cpu_attention.can_attend(jnp.zeros((1, 2, 1, 12)), small, small)
 
 
 def test_each_row_can_see_its_own_prefix():

@@ -120,6 +120,7 @@ def test_bf16_pipeline_holds_bf16_weights_and_generates(tiny_checkpoint, jax_cac
         decoder = pipeline.params["model"]["decoder"]
         assert decoder["embed_tokens"]["embedding"].dtype == jnp.float32
         assert decoder["final_ln"]["bias"].dtype == jnp.float32
+        assert pipeline.config.cache_dtype == jnp.bfloat16  # the KV cache stays half the bytes
     images = pipeline.generate(PROMPT, seed=1, n=1)
     assert images[0].size == (256, 256)
 

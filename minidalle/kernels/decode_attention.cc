@@ -7,7 +7,9 @@
 // a mask, was a fifth of a 2x2 grid's token loop on a CPU (XLA's batched matrix-vector products
 // run far below the memory bandwidth, and they read all S positions when only n are filled).
 // This kernel reads only the n filled positions, once, and computes in fp32 like the einsum path
-// (`blocks.attend`). The (b, h) pairs are shared out between the threads of the crew (crew.h).
+// (`blocks.attend`). Keys and values are fp32, or bf16 (a model run in bf16 keeps its cache in
+// bf16: half the bytes to read each step), also as uint16 bit patterns (minidalle/kv_cache.py). The (b, h) pairs are shared out between the threads
+// of the crew (crew.h).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -43,6 +45,14 @@ inline __m256 Exp8(__m256 x) {
   return _mm256_mul_ps(y, _mm256_castsi256_ps(power));
 }
 
+// Eight cache values as fp32: bf16 is the top half of an fp32, so widening is a zero-extend and
+// a shift.
+inline __m256 Load8(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 Load8(const uint16_t* p) {
+  __m128i halves = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(halves), 16));
+}
+
 inline float Sum8(__m256 v) {
   __m128 half = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   half = _mm_add_ps(half, _mm_movehl_ps(half, half));
@@ -70,8 +80,8 @@ inline float SoftmaxNumerators(float* scores, int64_t n, float max_score) {
 // One (b, h) with D = 8 · kChunks: q [D], keys/values [n, D] rows of the cache, out [D]; scores
 // is scratch [n + 8]. q and the output stay in registers; keys are read four rows at a time and
 // values once, both in memory order.
-template <int kChunks>
-void AttendOne(const float* q, const float* keys, const float* values, int64_t n, float scale,
+template <int kChunks, typename T>
+void AttendOne(const float* q, const T* keys, const T* values, int64_t n, float scale,
                float* scores, float* out) {
   constexpr int64_t d = 8 * kChunks;
   __m256 query[kChunks];
@@ -80,13 +90,13 @@ void AttendOne(const float* q, const float* keys, const float* values, int64_t n
   __m128 max4 = _mm_set1_ps(-INFINITY);
   int64_t j = 0;
   for (; j + 4 <= n; j += 4) {
-    const float* k = keys + j * d;
+    const T* k = keys + j * d;
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     for (int c = 0; c < kChunks; ++c) {
-      a0 = _mm256_fmadd_ps(query[c], _mm256_loadu_ps(k + 8 * c), a0);
-      a1 = _mm256_fmadd_ps(query[c], _mm256_loadu_ps(k + d + 8 * c), a1);
-      a2 = _mm256_fmadd_ps(query[c], _mm256_loadu_ps(k + 2 * d + 8 * c), a2);
-      a3 = _mm256_fmadd_ps(query[c], _mm256_loadu_ps(k + 3 * d + 8 * c), a3);
+      a0 = _mm256_fmadd_ps(query[c], Load8(k + 8 * c), a0);
+      a1 = _mm256_fmadd_ps(query[c], Load8(k + d + 8 * c), a1);
+      a2 = _mm256_fmadd_ps(query[c], Load8(k + 2 * d + 8 * c), a2);
+      a3 = _mm256_fmadd_ps(query[c], Load8(k + 3 * d + 8 * c), a3);
     }
     // [a0 a1 a2 a3] summed across lanes: two rounds of pairwise adds, then the two halves
     __m256 sums = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
@@ -98,7 +108,7 @@ void AttendOne(const float* q, const float* keys, const float* values, int64_t n
   for (; j < n; ++j) {
     __m256 acc = _mm256_setzero_ps();
     for (int c = 0; c < kChunks; ++c) {
-      acc = _mm256_fmadd_ps(query[c], _mm256_loadu_ps(keys + j * d + 8 * c), acc);
+      acc = _mm256_fmadd_ps(query[c], Load8(keys + j * d + 8 * c), acc);
     }
     scores[j] = Sum8(acc);
     max_score = std::max(max_score, scores[j]);
@@ -109,7 +119,7 @@ void AttendOne(const float* q, const float* keys, const float* values, int64_t n
   for (j = 0; j < n; ++j) {
     const __m256 p = _mm256_set1_ps(scores[j]);
     for (int c = 0; c < kChunks; ++c) {
-      acc[c] = _mm256_fmadd_ps(p, _mm256_loadu_ps(values + j * d + 8 * c), acc[c]);
+      acc[c] = _mm256_fmadd_ps(p, Load8(values + j * d + 8 * c), acc[c]);
     }
   }
   for (int c = 0; c < kChunks; ++c) {
@@ -117,41 +127,23 @@ void AttendOne(const float* q, const float* keys, const float* values, int64_t n
   }
 }
 
-using AttendFunction = void (*)(const float*, const float*, const float*, int64_t, float, float*,
-                                float*);
-constexpr AttendFunction kAttendForChunks[] = {
-    nullptr, AttendOne<1>, AttendOne<2>, AttendOne<3>, AttendOne<4>,
-    AttendOne<5>, AttendOne<6>, AttendOne<7>, AttendOne<8>};
+template <typename T>
+using AttendFunction = void (*)(const float*, const T*, const T*, int64_t, float, float*, float*);
+template <typename T>
+constexpr AttendFunction<T> kAttendForChunks[] = {
+    nullptr, AttendOne<1, T>, AttendOne<2, T>, AttendOne<3, T>, AttendOne<4, T>,
+    AttendOne<5, T>, AttendOne<6, T>, AttendOne<7, T>, AttendOne<8, T>};
 constexpr int64_t kMaxChunks = 8;  // head dims up to 64: the published mini and mega use 64
 constexpr int64_t kPrefetchLines = 16;  // of the next (b, h)'s keys and values: starts each stream
 
-ffi::Error DecodeAttentionImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> queries,
-                               ffi::Buffer<ffi::F32> keys, ffi::Buffer<ffi::F32> values,
-                               ffi::Buffer<ffi::S32> visible_count, float scale,
-                               ffi::ResultBuffer<ffi::F32> out) {
-  auto q_dims = queries.dimensions();
-  auto k_dims = keys.dimensions();
-  auto v_dims = values.dimensions();
-  if (q_dims.size() != 3 || k_dims.size() != 4 || v_dims.size() != 4 ||
-      !std::equal(k_dims.begin(), k_dims.end(), v_dims.begin()) || k_dims[0] != q_dims[0] ||
-      k_dims[1] != q_dims[1] || k_dims[3] != q_dims[2] || q_dims[2] % 8 != 0 ||
-      q_dims[2] > 8 * kMaxChunks) {
-    return ffi::Error::InvalidArgument(
-        "decode_attention: want q [B,H,D] and keys/values [B,H,S,D], D in 8, 16, .., 64");
-  }
-  const int64_t heads = q_dims[1], pair_count = q_dims[0] * heads, d = q_dims[2], s = k_dims[2];
-  const int64_t count_size = visible_count.element_count();
-  if (count_size != 1 && count_size != q_dims[0]) {
-    return ffi::Error::InvalidArgument("decode_attention: want one visible_count, or one per row");
-  }
-  const int32_t* counts = visible_count.typed_data();
-  const float* q = queries.typed_data();
-  const float* k = keys.typed_data();
-  const float* v = values.typed_data();
-  float* o = out->typed_data();
-  minidalle::Crew& crew = minidalle::Crew::Get(std::max<int64_t>(1, pool.num_threads()));
+// Every (b, h) pair of q [B·H, D] over keys/values [B·H, S, D], split between the crew.
+template <typename T>
+void AttendAll(const float* q, const T* k, const T* v, const int32_t* counts, int64_t count_size,
+               int64_t pair_count, int64_t heads, int64_t s, int64_t d, float scale, float* o,
+               int64_t thread_count) {
+  minidalle::Crew& crew = minidalle::Crew::Get(thread_count);
   const int64_t part_count = std::min(pair_count, crew.thread_count() * 4);
-  const AttendFunction attend = kAttendForChunks[d / 8];
+  const AttendFunction<T> attend = kAttendForChunks<T>[d / 8];
   crew.Run(part_count, [=](int64_t part) {
     std::vector<float> scores(s + 8);
     const int64_t end = pair_count * (part + 1) / part_count;
@@ -169,6 +161,43 @@ ffi::Error DecodeAttentionImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> queri
              o + pair * d);
     }
   });
+}
+
+ffi::Error DecodeAttentionImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> queries,
+                               ffi::AnyBuffer keys, ffi::AnyBuffer values,
+                               ffi::Buffer<ffi::S32> visible_count, float scale,
+                               ffi::ResultBuffer<ffi::F32> out) {
+  auto q_dims = queries.dimensions();
+  auto k_dims = keys.dimensions();
+  auto v_dims = values.dimensions();
+  if (q_dims.size() != 3 || k_dims.size() != 4 || v_dims.size() != 4 ||
+      !std::equal(k_dims.begin(), k_dims.end(), v_dims.begin()) || k_dims[0] != q_dims[0] ||
+      k_dims[1] != q_dims[1] || k_dims[3] != q_dims[2] || q_dims[2] % 8 != 0 ||
+      q_dims[2] > 8 * kMaxChunks) {
+    return ffi::Error::InvalidArgument(
+        "decode_attention: want q [B,H,D] and keys/values [B,H,S,D], D in 8, 16, .., 64");
+  }
+  const int64_t heads = q_dims[1], pair_count = q_dims[0] * heads, d = q_dims[2], s = k_dims[2];
+  const int64_t count_size = visible_count.element_count();
+  if (count_size != 1 && count_size != q_dims[0]) {
+    return ffi::Error::InvalidArgument("decode_attention: want one visible_count, or one per row");
+  }
+  const int64_t thread_count = std::max<int64_t>(1, pool.num_threads());
+  const auto type = keys.element_type();
+  if (values.element_type() != type) {
+    return ffi::Error::InvalidArgument("decode_attention: keys and values differ in dtype");
+  }
+  if (type == ffi::DataType::F32) {
+    AttendAll(queries.typed_data(), static_cast<const float*>(keys.untyped_data()),
+              static_cast<const float*>(values.untyped_data()), visible_count.typed_data(),
+              count_size, pair_count, heads, s, d, scale, out->typed_data(), thread_count);
+  } else if (type == ffi::DataType::BF16 || type == ffi::DataType::U16) {  // U16: bf16 bits
+    AttendAll(queries.typed_data(), static_cast<const uint16_t*>(keys.untyped_data()),
+              static_cast<const uint16_t*>(values.untyped_data()), visible_count.typed_data(),
+              count_size, pair_count, heads, s, d, scale, out->typed_data(), thread_count);
+  } else {
+    return ffi::Error::InvalidArgument("decode_attention: keys and values must be f32, bf16 or bf16 bits (u16)");
+  }
   return ffi::Error::Success();
 }
 
@@ -178,8 +207,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(MinidalleDecodeAttention, DecodeAttentionImpl,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Arg<ffi::AnyBuffer>()
                                   .Arg<ffi::Buffer<ffi::S32>>()
                                   .Attr<float>("scale")
                                   .Ret<ffi::Buffer<ffi::F32>>());
