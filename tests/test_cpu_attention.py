@@ -15,23 +15,27 @@ pytestmark = pytest.mark.skipif(not cpu_kernels.ensure_registered(),
 
 @pytest.mark.parametrize("shape", [(2, 16, 256, 64), (3, 4, 256, 16), (1, 1, 40, 8)])
 @pytest.mark.parametrize("visible_count", [1, 7, 8, 9, 33, 40])
-@pytest.mark.parametrize("cache_dtype", [jnp.float32, jnp.bfloat16])
+@pytest.mark.parametrize("cache_dtype", [jnp.float32, jnp.bfloat16, "bf16 bits"])
 def test_it_attends_to_exactly_the_visible_positions(shape, visible_count, cache_dtype):
     batch, heads, length, head_dim = shape
     rng = np.random.default_rng(visible_count)
     queries, keys, values = (
         jnp.asarray(rng.standard_normal(s).astype(np.float32))
         for s in ((batch, heads, 1, head_dim), shape, shape))
-    keys, values = keys.astype(cache_dtype), values.astype(cache_dtype)
-    is_visible = (jnp.arange(length) < visible_count)[None, None, None, :]
+    is_bits = cache_dtype == "bf16 bits"
+    keys, values = (kv.astype(jnp.bfloat16 if is_bits else cache_dtype) for kv in (keys, values))
     # the same cache values, widened: the kernel computes in fp32 whatever the cache holds
+    is_visible = (jnp.arange(length) < visible_count)[None, None, None, :]
     want = attend(queries, keys.astype(jnp.float32), values.astype(jnp.float32), is_visible,
                   head_dim ** -0.5)
+    if is_bits:  # how kv_cache stores a bf16 cache on a CPU
+        keys, values = (jax.lax.bitcast_convert_type(kv, jnp.uint16) for kv in (keys, values))
     run = jax.jit(cpu_attention.decode_attention, static_argnums=4)
     got = run(queries, keys, values, jnp.int32(visible_count), head_dim ** -0.5)
     np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
     # positions past visible_count must not matter at all
-    scrambled = keys.at[:, :, visible_count:].set(1e3), values.at[:, :, visible_count:].set(-1e3)
+    scrambled = (keys.at[:, :, visible_count:].set(17000 if is_bits else 1e3),
+                 values.at[:, :, visible_count:].set(49000 if is_bits else -1e3))
     np.testing.assert_array_equal(
         run(queries, *scrambled, jnp.int32(visible_count), head_dim ** -0.5), got)
 
