@@ -157,6 +157,27 @@ def test_unconditional_prompt_and_truncation(tiny_pipeline):
     assert ids.shape == (1, 64) and mask.all() and ids[0, 0] == 0 and ids[0, 63] == 2
 
 
+def test_a_prompt_is_encoded_at_its_own_width_with_the_full_widths_result(tiny_pipeline):
+    """The encoder sees a short prompt's first 16 positions only; the real tokens' cross-attention
+    keys/values equal those of encoding all 64, and the rest are zeros the mask hides."""
+    from minidalle.generate import _encode
+
+    ids, mask = tiny_pipeline.tokenizer.encode(PROMPT)
+    length = int(mask.sum())
+    assert length <= 16
+    encoded = tiny_pipeline.encode(PROMPT)
+    params = tiny_pipeline.params["model"]
+    full = _encode(tiny_pipeline.config, params["encoder"], params["decoder"]["layers"],
+                   jnp.asarray(ids), jnp.asarray(mask), total_width=64)
+    np.testing.assert_array_equal(encoded.mask, mask)
+    for short_kv, full_kv in zip(encoded.crosses, full):
+        for short, whole in zip(short_kv, full_kv):
+            assert short.shape == whole.shape
+            np.testing.assert_allclose(short[:, :, :length], whole[:, :, :length],
+                                       rtol=1e-5, atol=1e-6)
+            assert not np.asarray(short[:, :, 16:]).any()
+
+
 def test_decode_rejects_codes_outside_the_codebook(tiny_pipeline):
     with pytest.raises(ValueError):
         tiny_pipeline.decode_tokens(np.full((1, 256), 16384))
