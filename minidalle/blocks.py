@@ -54,7 +54,7 @@ def activation(config: DalleBartConfig):
 
 class Dense(nn.Module):
     """flax's Dense (same `kernel` [in, out] and `bias` params), but the kernel may also arrive
-    packed for the CPU matmul kernel (`checkpoint.pack_decoder_for_cpu`)."""
+    packed for the CPU matmul kernel (`checkpoint.pack_for_cpu`)."""
 
     features: int
     use_bias: bool

@@ -18,6 +18,7 @@ from flax import serialization
 from flax.traverse_util import flatten_dict, unflatten_dict
 
 from .config import DalleBartConfig
+from .encoder import SCANNED_ENCODER_LAYERS
 from .model import DalleBart
 
 MODEL_FILE = "flax_model.msgpack"
@@ -100,25 +101,31 @@ def save_params(folder: Path, params: dict) -> Path:
     return path
 
 
-def unscan_decoder(params: dict, config: DalleBartConfig) -> dict:
-    """Split the decoder's stacked layers into `FlaxBartDecoderLayer_{i}` subtrees (views)."""
-    layers = params["model"]["decoder"]["layers"]
-    stacked = layers[SCANNED_DECODER_LAYERS]
-    unscanned = {
-        f"FlaxBartDecoderLayer_{i}": jax.tree.map(lambda a, i=i: a[i], stacked)
-        for i in range(config.decoder_layers)
+def unscan_layers(params: dict, config: DalleBartConfig) -> dict:
+    """Split the encoder's and the decoder's stacked layers into `FlaxBartEncoderLayer_{i}` and
+    `FlaxBartDecoderLayer_{i}` subtrees (views), so each layer's weights are buffers of their own."""
+    def unscan(part: str, stacked_name: str, layer_name: str, count: int) -> dict:
+        stacked = params["model"][part]["layers"][stacked_name]
+        layers = {f"{layer_name}_{i}": jax.tree.map(lambda a, i=i: a[i], stacked)
+                  for i in range(count)}
+        return {**params["model"][part], "layers": layers}
+
+    model = {
+        "encoder": unscan("encoder", SCANNED_ENCODER_LAYERS, "FlaxBartEncoderLayer",
+                          config.encoder_layers),
+        "decoder": unscan("decoder", SCANNED_DECODER_LAYERS, "FlaxBartDecoderLayer",
+                          config.decoder_layers),
     }
-    decoder = {**params["model"]["decoder"], "layers": unscanned}
-    return {**params, "model": {**params["model"], "decoder": decoder}}
+    return {**params, "model": {**params["model"], **model}}
 
 
-def pack_decoder_for_cpu(params: dict) -> dict:
-    """Every dense kernel of the unscanned decoder and the lm_head in the CPU matmul kernel's
-    panel layout (`cpu_matmul.pack`); the encoder keeps XLA's dot (it runs once per prompt).
+def pack_for_cpu(params: dict) -> dict:
+    """Every dense kernel of the unscanned model (`unscan_layers`) and the lm_head in the CPU
+    matmul kernel's panel layout (`cpu_matmul.pack`).
 
-    The decoder's other weights (embeddings, norms, biases) become fp32, the activations' dtype
-    beside the kernels: XLA would otherwise convert them in every 16-step chunk, and for bf16
-    that meant all 16385 rows of the image-token embedding (about 50 ms) to read a few."""
+    Every other weight (embeddings, norms, biases) becomes fp32, the activations' dtype beside
+    the kernels: XLA would otherwise convert them on every call, and for bf16 that meant all
+    16385 rows of the image-token embedding in each 16-step chunk (about 50 ms) to read a few."""
     from .cpu_matmul import pack
 
     def prepare(tree):
@@ -126,5 +133,5 @@ def pack_decoder_for_cpu(params: dict) -> dict:
                 else pack(value) if name == "kernel" else np.asarray(value, np.float32)
                 for name, value in tree.items()}
 
-    return {**params, "model": {**params["model"], "decoder": prepare(params["model"]["decoder"])},
+    return {**params, "model": prepare(params["model"]),
             "lm_head": {"kernel": pack(params["lm_head"]["kernel"])}}

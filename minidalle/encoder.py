@@ -1,7 +1,10 @@
 """DalleBart's text encoder: BART token ids → hidden states the decoder attends to (§3.1).
 
-Runs once per batch, so it favours clarity: the layers are one `nn.scan`, matching the stacked
-`layers/FlaxBartEncoderLayers/...` tree of the published checkpoints (`use_scan=true`, §2).
+The layers run as one `nn.scan`, matching the stacked `layers/FlaxBartEncoderLayers/...` tree of
+the published checkpoints (`use_scan=true`, §2), or one module per layer,
+`layers/FlaxBartEncoderLayer_{i}`, as the pipeline runs them (`checkpoint.unscan_layers`): a scan
+slices each layer's weights out of the stacked arrays, and on a CPU XLA widens a bf16 slice to
+fp32 first, which converted every encoder weight on every prompt.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from .blocks import FlaxBartAttention, feed_forward, feeds_dense_is_scaled, make
 from .config import DalleBartConfig
 
 TEXT_PAD_ID = 1  # `<pad>` of the BART tokenizer (§3.4)
+SCANNED_ENCODER_LAYERS = "FlaxBartEncoderLayers"  # the published stacked subtree (§2)
 
 
 class FlaxBartEncoderLayer(nn.Module):
@@ -36,9 +40,15 @@ class FlaxBartEncoderLayer(nn.Module):
 
 class FlaxBartEncoderLayerCollection(nn.Module):
     config: DalleBartConfig
+    use_scan: bool = True
 
     @nn.compact
     def __call__(self, hidden, is_visible):
+        if not self.use_scan:
+            for index in range(self.config.encoder_layers):
+                hidden, _ = FlaxBartEncoderLayer(self.config, name=f"FlaxBartEncoderLayer_{index}")(
+                    hidden, is_visible)
+            return hidden
         stack = nn.scan(
             FlaxBartEncoderLayer,
             variable_axes={"params": 0},
@@ -46,7 +56,7 @@ class FlaxBartEncoderLayerCollection(nn.Module):
             in_axes=nn.broadcast,
             length=self.config.encoder_layers,
         )
-        hidden, _ = stack(self.config, name="FlaxBartEncoderLayers")(hidden, is_visible)
+        hidden, _ = stack(self.config, name=SCANNED_ENCODER_LAYERS)(hidden, is_visible)
         return hidden
 
 
@@ -54,6 +64,7 @@ class DalleBartEncoder(nn.Module):
     """Token ids [B,T] int32 and attention mask [B,T] → encoder states [B,T,d] (config dtype)."""
 
     config: DalleBartConfig
+    use_scan: bool = True
 
     @nn.compact
     def __call__(self, input_ids, attention_mask):
@@ -69,7 +80,8 @@ class DalleBartEncoder(nn.Module):
             hidden = hidden * config.d_model ** 0.5
         hidden = make_norm(config, True, name="layernorm_embedding")(hidden)
         is_visible = attention_mask[:, None, None, :].astype(bool)
-        hidden = FlaxBartEncoderLayerCollection(config, name="layers")(hidden, is_visible)
+        hidden = FlaxBartEncoderLayerCollection(config, self.use_scan, name="layers")(
+            hidden, is_visible)
         if config.use_final_ln_encoder:
             hidden = make_norm(config, feeds_dense_is_scaled(config), name="final_ln")(hidden)
         return hidden

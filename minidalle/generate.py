@@ -26,7 +26,7 @@ import numpy as np
 from .config import DalleBartConfig
 from .cpu_matmul import matmul
 from .decoder import DalleBartDecoder, KeysValues, cross_keys_values, init_caches
-from .encoder import DalleBartEncoder
+from .encoder import SCANNED_ENCODER_LAYERS, DalleBartEncoder
 from .sampling import candidate_count_for, sample_tokens, super_condition
 
 CHUNK_STEPS = 16
@@ -80,7 +80,8 @@ def encode_prompt(config: DalleBartConfig, encoder_params, decoder_layers_params
 @functools.partial(jax.jit, static_argnames=("config", "total_width"))
 def _encode(config: DalleBartConfig, encoder_params, decoder_layers_params, ids, mask, *,
             total_width: int):
-    states = DalleBartEncoder(config).apply({"params": encoder_params}, ids, mask)
+    use_scan = SCANNED_ENCODER_LAYERS in encoder_params["layers"]
+    states = DalleBartEncoder(config, use_scan).apply({"params": encoder_params}, ids, mask)
     padding = ((0, 0), (0, 0), (0, total_width - ids.shape[-1]), (0, 0))
     return [KeysValues(jnp.pad(kv.keys, padding), jnp.pad(kv.values, padding))
             for kv in cross_keys_values(config, decoder_layers_params, states)]
@@ -130,7 +131,7 @@ def generate_codes(config: DalleBartConfig, params, encoded_prompts: list[Encode
     """Sample every tile's image codes.
 
     Args:
-        params: the model tree with the decoder unscanned (`checkpoint.unscan_decoder`).
+        params: the model tree with its layers unscanned (`checkpoint.unscan_layers`).
         encoded_prompts: per prompt, its EncodedPrompt.
         encoded_unconditional: the same for the empty prompt.
         rows: one entry per tile.

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from . import compilation_cache, cpu_kernels, cpu_matmul
-from .checkpoint import load_params, pack_decoder_for_cpu, unscan_decoder
+from .checkpoint import load_params, pack_for_cpu, unscan_layers
 from .config import DalleBartConfig, dtype_from_name
 from .generate import EncodedPrompt, ProgressCallback, TileRows, encode_prompt, generate_codes
 from .tokenizer import PromptTokenizer
@@ -108,10 +108,10 @@ class Pipeline:
                     use_cpu_kernel: bool = True, model_dir: Path | None = None) -> Pipeline:
         """From weights in memory (numpy, published layout, already in config.dtype). Without a
         tokenizer, prompts must be token ids."""
-        params = unscan_decoder(params, config)
+        params = unscan_layers(params, config)
         if use_cpu_kernel and np.dtype(config.dtype) in cpu_matmul.PACKABLE_DTYPES \
                 and cpu_kernels.ensure_registered():
-            params = pack_decoder_for_cpu(params)
+            params = pack_for_cpu(params)
             # A CPU has no bf16 arithmetic: XLA emulates it op by op. The kernels read bf16
             # weights and KV cache (half the bytes, the point of bf16 here) and compute in fp32
             # anyway, so the activations stay fp32 too.

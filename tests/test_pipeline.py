@@ -121,6 +121,8 @@ def test_bf16_pipeline_holds_bf16_weights_and_generates(tiny_checkpoint, jax_cac
         assert decoder["embed_tokens"]["embedding"].dtype == jnp.float32
         assert decoder["final_ln"]["bias"].dtype == jnp.float32
         assert pipeline.config.cache_dtype == jnp.bfloat16  # the KV cache stays half the bytes
+        encoder_layer = pipeline.params["model"]["encoder"]["layers"]["FlaxBartEncoderLayer_0"]
+        assert encoder_layer["GLU_0"]["Dense_0"]["kernel"].ndim == 3  # one layer, packed too
     images = pipeline.generate(PROMPT, seed=1, n=1)
     assert images[0].size == (256, 256)
 
