@@ -103,7 +103,8 @@ def save_params(folder: Path, params: dict) -> Path:
 
 def unscan_layers(params: dict, config: DalleBartConfig) -> dict:
     """Split the encoder's and the decoder's stacked layers into `FlaxBartEncoderLayer_{i}` and
-    `FlaxBartDecoderLayer_{i}` subtrees (views), so each layer's weights are buffers of their own."""
+    `FlaxBartDecoderLayer_{i}` subtrees (views): each layer's weights become buffers of their
+    own, which XLA reads in place (a scan would slice a copy of each layer first)."""
     def unscan(part: str, stacked_name: str, layer_name: str, count: int) -> dict:
         stacked = params["model"][part]["layers"][stacked_name]
         layers = {f"{layer_name}_{i}": jax.tree.map(lambda a, i=i: a[i], stacked)

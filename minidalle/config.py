@@ -34,7 +34,8 @@ def dtype_from_name(name) -> jnp.dtype:
         raise ValueError(f"unknown dtype {name!r}; use one of fp32, bf16, fp16") from None
 
 
-RUNTIME_FIELDS = frozenset({"dtype", "cache_dtype", "use_cpu_kernels"})  # never read from or written to config.json
+# How this process runs the model: never read from or written to config.json.
+RUNTIME_FIELDS = frozenset({"dtype", "cache_dtype", "use_cpu_kernels"})
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,8 +8,8 @@
 // run far below the memory bandwidth, and they read all S positions when only n are filled).
 // This kernel reads only the n filled positions, once, and computes in fp32 like the einsum path
 // (`blocks.attend`). Keys and values are fp32, or bf16 (a model run in bf16 keeps its cache in
-// bf16: half the bytes to read each step), also as uint16 bit patterns (minidalle/kv_cache.py). The (b, h) pairs are shared out between the threads
-// of the crew (crew.h).
+// bf16: half the bytes to read each step), also as their uint16 bit patterns (kv_cache.py).
+// The (b, h) pairs are shared out between the threads of the crew (crew.h).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -196,7 +196,8 @@ ffi::Error DecodeAttentionImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> queri
               static_cast<const uint16_t*>(values.untyped_data()), visible_count.typed_data(),
               count_size, pair_count, heads, s, d, scale, out->typed_data(), thread_count);
   } else {
-    return ffi::Error::InvalidArgument("decode_attention: keys and values must be f32, bf16 or bf16 bits (u16)");
+    return ffi::Error::InvalidArgument(
+        "decode_attention: keys and values must be f32, bf16 or bf16 bits (u16)");
   }
   return ffi::Error::Success();
 }
