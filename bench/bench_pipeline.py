@@ -141,6 +141,11 @@ def run_min_dalle() -> dict:
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
+def run_name(result: dict) -> str:
+    return (f"{result['shape']} {result['dtype']} {result['grid']}x{result['grid']}"
+            + ("" if result["kernel"] else " (XLA dot)"))
+
+
 def share_of_limit(result: dict, limits: dict) -> tuple[float, str]:
     bandwidth_seconds = result["bytes_per_run"] / limits["bandwidth_bytes_per_s"]
     compute_seconds = result["flops_per_run"] / limits["matmul_flops_per_s"]
@@ -166,30 +171,41 @@ def main() -> None:
         return
     dtypes = args.dtype or ["fp32", "bf16"]
 
-    limits = machine_limits()
-    print(f"machine: {os.cpu_count()} cores, backend {limits['backend']} ({limits['device']}); "
-          f"read bandwidth {limits['bandwidth_bytes_per_s'] / 1e9:.1f} GB/s, "
-          f"matmul peak {limits['matmul_flops_per_s'] / 1e9:.0f} GFLOP/s (XLA, fp32)", flush=True)
+    # The machine is shared: its bandwidth and peak move between minutes. They are measured
+    # before and after every run, and each share is against the best seen, so a slow moment
+    # during a measurement can't flatter a run.
+    measured = [machine_limits()]
+    print(f"machine: {os.cpu_count()} cores, backend {measured[0]['backend']} "
+          f"({measured[0]['device']})", flush=True)
     runs = []
     for dtype in dtypes:
         for grid in (1, args.grid):
             runs.append(["--shape", args.shape, "--dtype", dtype, "--grid", str(grid)])
-    if not args.skip_no_kernel and limits["backend"] == "cpu":
+    if not args.skip_no_kernel and measured[0]["backend"] == "cpu":
         runs.append(["--shape", args.shape, "--dtype", dtypes[0], "--grid", "1", "--no-kernel"])
     results = []
-    header = (f"{'run':28s} {'s/image':>8s} {'tokens/s':>9s} {'compile s':>9s} {'peak RSS':>9s} "
-              f"{'VQGAN s':>8s} {'limit share':>12s}")
-    print(header, flush=True)
     for arguments in runs:
         result = run_child(["--child", "--repeats", str(args.repeats), *arguments])
         results.append(result)
+        measured.append(machine_limits())
+        print(f"  ran {run_name(result)}: {result['seconds_per_image']:.2f} s/image", flush=True)
+    limits = {key: max(m[key] for m in measured)
+              for key in ("bandwidth_bytes_per_s", "matmul_flops_per_s")}
+    print(f"limits, best of {len(measured)} measurements between the runs: read bandwidth "
+          f"{limits['bandwidth_bytes_per_s'] / 1e9:.1f} GB/s "
+          f"(seen {min(m['bandwidth_bytes_per_s'] for m in measured) / 1e9:.1f}-"
+          f"{limits['bandwidth_bytes_per_s'] / 1e9:.1f}), matmul peak "
+          f"{limits['matmul_flops_per_s'] / 1e9:.0f} GFLOP/s "
+          f"(seen {min(m['matmul_flops_per_s'] for m in measured) / 1e9:.0f}-"
+          f"{limits['matmul_flops_per_s'] / 1e9:.0f}; XLA, fp32)")
+    print(f"{'run':28s} {'s/image':>8s} {'tokens/s':>9s} {'compile s':>9s} {'peak RSS':>9s} "
+          f"{'VQGAN s':>8s} {'limit share':>12s}")
+    for result in results:
         share, bound = share_of_limit(result, limits)
-        name = (f"{result['shape']} {result['dtype']} {result['grid']}x{result['grid']}"
-                + ("" if result["kernel"] else " (XLA dot)"))
-        print(f"{name:28s} {result['seconds_per_image']:8.2f} {result['tokens_per_second']:9.1f} "
-              f"{result['compile_seconds']:9.1f} {result['peak_rss_bytes'] / 2**30:8.2f}G "
-              f"{result['decode_seconds'] / result['images']:8.2f} {share:7.0%} {bound}",
-              flush=True)
+        print(f"{run_name(result):28s} {result['seconds_per_image']:8.2f} "
+              f"{result['tokens_per_second']:9.1f} {result['compile_seconds']:9.1f} "
+              f"{result['peak_rss_bytes'] / 2**30:8.2f}G "
+              f"{result['decode_seconds'] / result['images']:8.2f} {share:7.0%} {bound}")
 
     single = [r for r in results if r["grid"] == 1 and r["kernel"]]
     plain = [r for r in results if not r["kernel"]]
