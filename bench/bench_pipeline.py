@@ -6,8 +6,9 @@
 Builds a random model of the real shape in memory (the weights don't change the work), then, each
 in a subprocess of its own so peak memory is its own, generates one image and a grid:
 - seconds per image, image tokens per second, compile time, peak memory (RSS);
-- the share of this machine's limit the token loop reaches. The limit is measured in the same run:
-  read bandwidth (XLA summing 1 GiB) and matmul peak (XLA, 2048³ fp32). A step of one image is
+- the share of this machine's limit the token loop reaches. The limit is measured in the same run,
+  before and after every configuration (the better of the two counts): read bandwidth (XLA summing
+  1 GiB) and matmul peak (XLA, 2048³ fp32). A step of one image is
   bandwidth-bound (every weight read for two rows), a grid's step is compute-bound; the limit is the
   slower of bytes/bandwidth and flops/peak, summed over the 256 steps;
 - the same image through XLA's own dot instead of our CPU matmul kernel (`--no-kernel` rows);
@@ -171,9 +172,9 @@ def main() -> None:
         return
     dtypes = args.dtype or ["fp32", "bf16"]
 
-    # The machine is shared: its bandwidth and peak move between minutes. They are measured
-    # before and after every run, and each share is against the best seen, so a slow moment
-    # during a measurement can't flatter a run.
+    # The machine is shared: its bandwidth and peak move by half between minutes. They are
+    # measured before and after every run, and each run's share is against the better of the
+    # two measurements around it, so a slow moment during a measurement can't flatter a run.
     measured = [machine_limits()]
     print(f"machine: {os.cpu_count()} cores, backend {measured[0]['backend']} "
           f"({measured[0]['device']})", flush=True)
@@ -186,26 +187,26 @@ def main() -> None:
     results = []
     for arguments in runs:
         result = run_child(["--child", "--repeats", str(args.repeats), *arguments])
-        results.append(result)
         measured.append(machine_limits())
+        result["limits"] = {key: max(measured[-2][key], measured[-1][key])
+                            for key in ("bandwidth_bytes_per_s", "matmul_flops_per_s")}
+        results.append(result)
         print(f"  ran {run_name(result)}: {result['seconds_per_image']:.2f} s/image", flush=True)
-    limits = {key: max(m[key] for m in measured)
-              for key in ("bandwidth_bytes_per_s", "matmul_flops_per_s")}
-    print(f"limits, best of {len(measured)} measurements between the runs: read bandwidth "
-          f"{limits['bandwidth_bytes_per_s'] / 1e9:.1f} GB/s "
-          f"(seen {min(m['bandwidth_bytes_per_s'] for m in measured) / 1e9:.1f}-"
-          f"{limits['bandwidth_bytes_per_s'] / 1e9:.1f}), matmul peak "
-          f"{limits['matmul_flops_per_s'] / 1e9:.0f} GFLOP/s "
-          f"(seen {min(m['matmul_flops_per_s'] for m in measured) / 1e9:.0f}-"
-          f"{limits['matmul_flops_per_s'] / 1e9:.0f}; XLA, fp32)")
     print(f"{'run':28s} {'s/image':>8s} {'tokens/s':>9s} {'compile s':>9s} {'peak RSS':>9s} "
-          f"{'VQGAN s':>8s} {'limit share':>12s}")
+          f"{'VQGAN s':>8s} {'GB/s':>5s} {'GFLOP/s':>7s} {'limit share':>12s}")
     for result in results:
-        share, bound = share_of_limit(result, limits)
+        share, bound = share_of_limit(result, result["limits"])
         print(f"{run_name(result):28s} {result['seconds_per_image']:8.2f} "
               f"{result['tokens_per_second']:9.1f} {result['compile_seconds']:9.1f} "
               f"{result['peak_rss_bytes'] / 2**30:8.2f}G "
-              f"{result['decode_seconds'] / result['images']:8.2f} {share:7.0%} {bound}")
+              f"{result['decode_seconds'] / result['images']:8.2f} "
+              f"{result['limits']['bandwidth_bytes_per_s'] / 1e9:5.1f} "
+              f"{result['limits']['matmul_flops_per_s'] / 1e9:7.0f} {share:7.0%} {bound}")
+    print("GB/s, GFLOP/s: the machine's read bandwidth and fp32 matmul peak (XLA) around each "
+          f"run; seen {min(m['bandwidth_bytes_per_s'] for m in measured) / 1e9:.1f}-"
+          f"{max(m['bandwidth_bytes_per_s'] for m in measured) / 1e9:.1f} GB/s and "
+          f"{min(m['matmul_flops_per_s'] for m in measured) / 1e9:.0f}-"
+          f"{max(m['matmul_flops_per_s'] for m in measured) / 1e9:.0f} GFLOP/s in this bench")
 
     single = [r for r in results if r["grid"] == 1 and r["kernel"]]
     plain = [r for r in results if not r["kernel"]]
