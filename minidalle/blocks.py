@@ -13,7 +13,7 @@ import jax.numpy as jnp
 
 from . import cpu_attention, kv_cache
 from .config import DalleBartConfig
-from .cpu_matmul import matmul
+from .cpu_matmul import is_packed, matmul, packed_matmuls
 
 LAYER_NORM_EPSILON = 1e-5  # §1.2: every LayerNorm in DalleBart
 
@@ -72,10 +72,32 @@ class Dense(nn.Module):
             y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(self.dtype)
         return y
 
+    def loaded_packed_kernel(self):
+        """The kernel when it is loaded and packed for the CPU kernel, else None."""
+        if not self.has_variable("params", "kernel"):
+            return None
+        kernel = self.get_variable("params", "kernel")
+        return kernel if is_packed(kernel) else None
+
+    def add_bias(self, y):
+        """y (this layer's matmul, in its dtype) plus its loaded bias, if it has one."""
+        return y + self.get_variable("params", "bias").astype(self.dtype) if self.use_bias else y
+
 
 def dense(config: DalleBartConfig, features: int, name: str | None = None) -> Dense:
     return Dense(features, config.use_bias, config.dtype, nn.initializers.normal(config.init_std),
                  name=name)
+
+
+def dense_together(x, layers: list[Dense]) -> list:
+    """Each Dense layer of the same x; with every kernel packed they run as one kernel call, so a
+    decode step hands its crew a layer's q, k and v (or the GLU's two inputs) once, not three times
+    (the same products, so the same results)."""
+    kernels = [layer.loaded_packed_kernel() for layer in layers]
+    if any(kernel is None for kernel in kernels):
+        return [layer(x) for layer in layers]
+    outputs = packed_matmuls(x, kernels, [layer.features for layer in layers])
+    return [layer.add_bias(y.astype(layer.dtype)) for layer, y in zip(layers, outputs, strict=True)]
 
 
 def attend(queries, keys, values, is_visible, scale: float):
@@ -112,13 +134,23 @@ class FlaxBartAttention(nn.Module):
 
     def project_keys_values(self, source):
         """source [B,Tk,d] → (keys, values), each [B,H,Tk,D]."""
-        return self.split_heads(self.k_proj(source)), self.split_heads(self.v_proj(source))
+        keys, values = dense_together(source, [self.k_proj, self.v_proj])
+        return self.split_heads(keys), self.split_heads(values)
+
+    def project_queries_keys_values(self, x):
+        """x [B,T,d] → (queries, keys, values), each [B,H,T,D]: self-attention's projections."""
+        return tuple(self.split_heads(y)
+                     for y in dense_together(x, [self.q_proj, self.k_proj, self.v_proj]))
 
     def __call__(self, x, keys, values, is_visible, visible_count=None):
         """x [B,Tq,d] attends to keys/values [B,H,Tk,D]; is_visible [B,1,Tq,Tk] bool.
         visible_count: set for one decode step over a KV cache, where is_visible is exactly
         "position < visible_count"; lets the CPU kernel read only those positions."""
-        queries = self.split_heads(self.q_proj(x))
+        return self.attend(self.split_heads(self.q_proj(x)), keys, values, is_visible,
+                           visible_count)
+
+    def attend(self, queries, keys, values, is_visible, visible_count=None):
+        """`__call__` from projected queries [B,H,Tq,D]."""
         head_dim = queries.shape[-1]
         is_for_kernel = (visible_count is not None and self.config.use_cpu_kernels
                          and not self.config.use_cosine_attention
@@ -151,8 +183,9 @@ class GLU(nn.Module):
     def __call__(self, x):
         config = self.config
         x = make_norm(config, feeds_dense_is_scaled(config))(x)  # LayerNorm_0
-        gate = activation(config)(dense(config, self.ffn_dim)(x))  # Dense_0
-        linear = dense(config, self.ffn_dim)(x)  # Dense_1
+        gate, linear = dense_together(x, [dense(config, self.ffn_dim),  # Dense_0
+                                          dense(config, self.ffn_dim)])  # Dense_1
+        gate = activation(config)(gate)
         hidden = make_norm(config, feeds_dense_is_scaled(config))(gate * linear)  # LayerNorm_1
         return dense(config, config.d_model)(hidden)  # Dense_2
 

@@ -9,6 +9,8 @@ nothing is packed and XLA's dot runs instead: same results up to float rounding.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -42,12 +44,19 @@ def is_packed(kernel) -> bool:
     return kernel.ndim == 3
 
 
+def packed_matmuls(x, packed: Sequence, features: Sequence[int]) -> list:
+    """x [..., K] · each packed kernel → a list of [..., features_i] fp32, in one kernel call:
+    the matrices that read the same x (a layer's q, k and v) share one hand-off to the crew."""
+    rows = x.reshape(-1, x.shape[-1]).astype(jnp.float32)
+    shapes = [jax.ShapeDtypeStruct((rows.shape[0], count), jnp.float32) for count in features]
+    call = jax.ffi.ffi_call(MATMUL_TARGET, shapes)
+    return [y.reshape(x.shape[:-1] + (count,))
+            for y, count in zip(call(rows, *packed), features, strict=True)]
+
+
 def packed_matmul(x, packed, features: int):
     """x [..., K] · packed kernel → [..., features] fp32."""
-    rows = x.reshape(-1, x.shape[-1]).astype(jnp.float32)
-    call = jax.ffi.ffi_call(MATMUL_TARGET,
-                            jax.ShapeDtypeStruct((rows.shape[0], features), jnp.float32))
-    return call(rows, packed).reshape(x.shape[:-1] + (features,))
+    return packed_matmuls(x, [packed], [features])[0]
 
 
 def matmul(x, kernel, features: int, dtype):

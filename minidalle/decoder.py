@@ -47,7 +47,7 @@ class FlaxBartDecoderLayer(nn.Module):
         # Self-attention branch: LayerNorm_0 → attention over the cache → LayerNorm_1 → residual.
         x = make_norm(config, feeds_dense_is_scaled(config))(hidden)
         self_attention = FlaxBartAttention(config, heads)
-        new_keys, new_values = self_attention.project_keys_values(x)
+        queries, new_keys, new_values = self_attention.project_queries_keys_values(x)
         start = (0, 0, cache_index, 0)
         cache = KeysValues(
             kv_cache.write(cache.keys, new_keys, start),
@@ -57,8 +57,8 @@ class FlaxBartDecoderLayer(nn.Module):
         key_positions = jnp.arange(cache.keys.shape[2])
         is_visible = (key_positions[None, :] <= query_positions[:, None])[None, None]  # causal
         one_step = hidden.shape[1] == 1  # generation: the causal mask is "position <= index"
-        x = self_attention(x, cache.keys, cache.values, is_visible,
-                           visible_count=cache_index + 1 if one_step else None)
+        x = self_attention.attend(queries, cache.keys, cache.values, is_visible,
+                                  visible_count=cache_index + 1 if one_step else None)
         hidden = hidden + make_norm(config, is_scaled=True)(x)
         # Cross-attention branch: LayerNorm_2 → attend to the prompt → LayerNorm_3 → residual.
         x = make_norm(config, feeds_dense_is_scaled(config))(hidden)

@@ -31,7 +31,7 @@ class FlaxBartEncoderLayer(nn.Module):
         # Attention branch: pre-LN (LayerNorm_0) → attention → post-LN (LayerNorm_1) → residual.
         x = make_norm(config, feeds_dense_is_scaled(config))(hidden)
         attention = FlaxBartAttention(config, config.encoder_attention_heads)
-        x = attention(x, *attention.project_keys_values(x), is_visible)
+        x = attention.attend(*attention.project_queries_keys_values(x), is_visible)
         hidden = hidden + make_norm(config, is_scaled=True)(x)
         # Feed-forward branch (GLU_0 has its own pre- and mid-LN).
         hidden = hidden + feed_forward(config, config.encoder_ffn_dim)(hidden)

@@ -40,3 +40,28 @@ def test_matmul_takes_plain_and_packed_kernels_alike():
     plain = cpu_matmul.matmul(x, kernel, 70, jnp.float32)
     packed = cpu_matmul.matmul(x, cpu_matmul.pack(kernel), 70, jnp.float32)
     np.testing.assert_allclose(np.asarray(packed), np.asarray(plain), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("rows", [2, 8])
+@pytest.mark.parametrize("dtype", [np.float32, jnp.bfloat16])
+def test_several_matrices_of_one_x_in_one_call_equal_numpy(rows, dtype):
+    rng = np.random.default_rng(rows)
+    k_count, widths = 600, (100, 48, 130)  # 3 + 1 + 3 panels: parts straddle the matrices
+    x = rng.standard_normal((rows, k_count), np.float32)
+    kernels = [rng.standard_normal((k_count, n), np.float32).astype(dtype) for n in widths]
+    call = jax.jit(cpu_matmul.packed_matmuls, static_argnums=2)
+    got = call(x, [cpu_matmul.pack(kernel) for kernel in kernels], widths)
+    assert [y.shape for y in got] == [(rows, n) for n in widths]
+    for y, kernel in zip(got, kernels):
+        expected = x.astype(np.float64) @ kernel.astype(np.float64)
+        np.testing.assert_allclose(np.asarray(y), expected, rtol=1e-4, atol=1e-3)
+    lowered = call.lower(x, [cpu_matmul.pack(kernel) for kernel in kernels], widths).as_text()
+    assert lowered.count(cpu_kernels.MATMUL_TARGET) == 1
+
+
+def test_one_call_refuses_matrices_of_mixed_dtypes():
+    x = np.ones((2, 64), np.float32)
+    packed = [cpu_matmul.pack(np.ones((64, 48), np.float32)),
+              cpu_matmul.pack(np.ones((64, 48), jnp.bfloat16))]
+    with pytest.raises(Exception, match="one dtype"):
+        jax.block_until_ready(cpu_matmul.packed_matmuls(x, packed, [48, 48]))

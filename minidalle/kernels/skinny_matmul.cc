@@ -12,7 +12,9 @@
 // a single row. K is walked in blocks so a panel block stays in L2 while the passes reuse it;
 // they prefetch the next block as they go, so memory keeps streaming during the passes that read
 // from L2. Panels are split between the threads of a crew that stays awake between calls
-// (crew.h). Weights are fp32 or bf16 (bf16 → fp32 is a shift or a mask, see Load16).
+// (crew.h). One call may take several matrices of the same x (a layer's q, k and v): their
+// panels are shared out as one list. Weights are fp32 or bf16 (bf16 → fp32 is a shift or a mask,
+// see Load16).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -231,43 +233,100 @@ void Panels(const float* x, int64_t m_count, int64_t k_count, const W* packed, f
   }
 }
 
+// One weight matrix of a call: its packed panels and its output y [M, N].
+template <typename W>
+struct Matrix {
+  const W* packed;
+  int64_t panel_count;
+  float* y;
+  int64_t n_count;
+};
+
+// The panels of all matrices, in order, are split into parts that the crew shares: several
+// matrices of the same x (a layer's q, k and v) cost one hand-off and one wait, not one each.
 template <typename W>
 void RunParallel(int64_t thread_count, const float* x, int64_t m_count, int64_t k_count,
-                 const W* packed, int64_t panel_count, float* y, int64_t n_count) {
+                 std::vector<Matrix<W>> matrices) {
+  int64_t total_panels = 0;
+  for (const Matrix<W>& matrix : matrices) total_panels += matrix.panel_count;
   minidalle::Crew& crew = minidalle::Crew::Get(thread_count);
-  const int64_t part_count = std::min(panel_count, crew.thread_count() * 4);
+  const int64_t part_count = std::min(total_panels, crew.thread_count() * 4);
   crew.Run(part_count, [=](int64_t part) {
-    Panels(x, m_count, k_count, packed, y, n_count, panel_count * part / part_count,
-           panel_count * (part + 1) / part_count);
+    const int64_t first = total_panels * part / part_count;
+    const int64_t end = total_panels * (part + 1) / part_count;
+    int64_t offset = 0;  // index of this matrix's first panel among all
+    for (const Matrix<W>& matrix : matrices) {
+      const int64_t low = std::max(first, offset) - offset;
+      const int64_t high = std::min(end, offset + matrix.panel_count) - offset;
+      if (low < high) {
+        Panels(x, m_count, k_count, matrix.packed, matrix.y, matrix.n_count, low, high);
+      }
+      offset += matrix.panel_count;
+    }
   });
 }
 
-ffi::Error SkinnyMatmulImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::AnyBuffer packed,
-                            ffi::ResultBuffer<ffi::F32> y) {
-  auto x_dims = x.dimensions();
-  auto w_dims = packed.dimensions();
-  if (x_dims.size() != 2 || w_dims.size() != 3 || w_dims[2] != kPanel || w_dims[1] != x_dims[1]) {
-    return ffi::Error::InvalidArgument("skinny_matmul: want x [M,K] and packed [P,K,48]");
+// The packed weights and outputs of one call as typed matrices, or an error naming what is off.
+template <typename W>
+ffi::ErrorOr<std::vector<Matrix<W>>> MatricesOf(ffi::DataType dtype, int64_t m_count,
+                                                int64_t k_count, ffi::RemainingArgs packed,
+                                                ffi::RemainingRets outputs) {
+  std::vector<Matrix<W>> matrices;
+  for (size_t i = 0; i < packed.size(); ++i) {
+    auto weights = packed.get<ffi::AnyBuffer>(i);
+    auto y = outputs.get<ffi::Buffer<ffi::F32>>(i);
+    if (!weights.has_value() || !y.has_value()) {
+      return ffi::Unexpected(ffi::Error::InvalidArgument("skinny_matmul: bad operand"));
+    }
+    auto w_dims = weights->dimensions();
+    auto y_dims = (*y)->dimensions();
+    if (w_dims.size() != 3 || w_dims[1] != k_count || w_dims[2] != kPanel ||
+        weights->element_type() != dtype) {
+      return ffi::Unexpected(ffi::Error::InvalidArgument(
+          "skinny_matmul: want packed [P,K,48], all of one dtype"));
+    }
+    const int64_t panel_count = w_dims[0];
+    if (y_dims.size() != 2 || y_dims[0] != m_count || y_dims[1] > panel_count * kPanel ||
+        y_dims[1] <= (panel_count - 1) * kPanel) {
+      return ffi::Unexpected(ffi::Error::InvalidArgument(
+          "skinny_matmul: want each y [M, N] with N in its last panel"));
+    }
+    matrices.push_back({static_cast<const W*>(weights->untyped_data()), panel_count,
+                        (*y)->typed_data(), y_dims[1]});
   }
-  const int64_t m_count = x_dims[0], k_count = x_dims[1], panel_count = w_dims[0];
-  const int64_t n_count = y->dimensions()[1];
-  if (y->dimensions()[0] != m_count || n_count > panel_count * kPanel ||
-      n_count <= (panel_count - 1) * kPanel) {
-    return ffi::Error::InvalidArgument("skinny_matmul: want y [M, N] with N in the last panel");
-  }
-  float* out = y->typed_data();
+  return matrices;
+}
+
+template <typename W>
+ffi::Error Run(ffi::DataType dtype, ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
+               ffi::RemainingArgs packed, ffi::RemainingRets outputs) {
+  const int64_t m_count = x.dimensions()[0], k_count = x.dimensions()[1];
+  auto matrices = MatricesOf<W>(dtype, m_count, k_count, packed, outputs);
+  if (!matrices.has_value()) return matrices.error();
   // The crew is sized once, by the first call, to XLA's intra-op thread count.
   const int64_t thread_count = std::max<int64_t>(1, pool.num_threads());
-  if (packed.element_type() == ffi::DataType::F32) {
-    RunParallel(thread_count, x.typed_data(), m_count, k_count,
-                static_cast<const float*>(packed.untyped_data()), panel_count, out, n_count);
-  } else if (packed.element_type() == ffi::DataType::BF16) {
-    RunParallel(thread_count, x.typed_data(), m_count, k_count,
-                static_cast<const uint16_t*>(packed.untyped_data()), panel_count, out, n_count);
-  } else {
-    return ffi::Error::InvalidArgument("skinny_matmul: packed weights must be f32 or bf16");
-  }
+  RunParallel(thread_count, x.typed_data(), m_count, k_count, std::move(*matrices));
   return ffi::Error::Success();
+}
+
+// y_i = x · W_i for every packed W_i given (one or more), in one call.
+ffi::Error SkinnyMatmulImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
+                            ffi::RemainingArgs packed, ffi::RemainingRets outputs) {
+  if (x.dimensions().size() != 2 || packed.empty() || packed.size() != outputs.size()) {
+    return ffi::Error::InvalidArgument(
+        "skinny_matmul: want x [M,K], then packed weights and outputs one to one");
+  }
+  auto first = packed.get<ffi::AnyBuffer>(0);
+  if (!first.has_value()) return first.error();
+  const ffi::DataType dtype = first->element_type();
+  switch (dtype) {
+    case ffi::DataType::F32:
+      return Run<float>(dtype, pool, x, packed, outputs);
+    case ffi::DataType::BF16:
+      return Run<uint16_t>(dtype, pool, x, packed, outputs);
+    default:
+      return ffi::Error::InvalidArgument("skinny_matmul: packed weights must be f32 or bf16");
+  }
 }
 
 }  // namespace
@@ -276,5 +335,5 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(MinidalleSkinnyMatmul, SkinnyMatmulImpl,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::AnyBuffer>()
-                                  .Ret<ffi::Buffer<ffi::F32>>());
+                                  .RemainingArgs()
+                                  .RemainingRets());
