@@ -6,11 +6,12 @@
 Builds a random model of the real shape in memory (the weights don't change the work), then, each
 in a subprocess of its own so peak memory is its own, generates one image and a grid:
 - seconds per image, image tokens per second, compile time, peak memory (RSS);
-- the share of this machine's limit the token loop reaches. The limit is measured in the same run,
-  before and after every configuration (the better of the two counts): read bandwidth (XLA summing
-  1 GiB) and matmul peak (XLA, 2048³ fp32). A step of one image is
+- the share of this machine's limit the token loop reaches. The limit is measured in the same
+  process just before and just after every timed token loop (the better of the two counts): read
+  bandwidth (XLA summing 1 GiB) and matmul peak (XLA, 2048³ fp32). A step of one image is
   bandwidth-bound (every weight read for two rows), a grid's step is compute-bound; the limit is the
-  slower of bytes/bandwidth and flops/peak, summed over the 256 steps;
+  slower of bytes/bandwidth and flops/peak, summed over the 256 steps. Each loop gets its own
+  share, and the median counts;
 - the same image through XLA's own dot instead of our CPU matmul kernel (`--no-kernel` rows);
 - one image through min-dalle (PyPI, PyTorch) on the same random weights, and the ratio.
 Token ids are fed directly (the random model has no tokenizer); prompts don't change the cost.
@@ -106,12 +107,31 @@ def child_ours(args) -> dict:
     started = time.perf_counter()
     codes = tokens()
     first_seconds = time.perf_counter() - started
-    token_seconds = median_seconds(tokens, args.repeats)
     pipeline.decode_tokens(codes[:1])  # compile the VQGAN
     decode_seconds = median_seconds(lambda: pipeline.decode_tokens(codes), 1)
+    # the pipeline's own peak, before the limit probes allocate their 1 GiB
+    peak_rss_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     rows = 2 * n  # super-conditioning: conditional and unconditional rows
     step_bytes, step_flops = step_cost(config, rows, np.dtype(config.dtype).itemsize)
     steps = config.image_length
+    cost = {"bytes_per_run": steps * step_bytes, "flops_per_run": steps * step_flops}
+
+    # The machine is shared: its bandwidth and peak move by half between minutes, and a probe
+    # before and after a whole configuration missed what happened in between. So every timed
+    # loop is held against the better of the probes just before and just after it.
+    probes = [machine_limits()]
+    loops = []
+    for _ in range(args.repeats):
+        started = time.perf_counter()
+        tokens()
+        seconds = time.perf_counter() - started
+        probes.append(machine_limits())
+        limits = {key: max(probes[-2][key], probes[-1][key])
+                  for key in ("bandwidth_bytes_per_s", "matmul_flops_per_s")}
+        share, bound = share_of_limit(cost, seconds, limits)
+        loops.append({"token_seconds": seconds, "limits": limits, "share": share, "bound": bound})
+    median_loop = sorted(loops, key=lambda loop: loop["share"])[len(loops) // 2]
+    token_seconds = statistics.median(loop["token_seconds"] for loop in loops)
     return {
         "shape": args.shape, "dtype": args.dtype, "grid": args.grid, "images": n,
         "kernel": not args.no_kernel and pipeline.params["lm_head"]["kernel"].ndim == 3,
@@ -119,9 +139,8 @@ def child_ours(args) -> dict:
         "compile_seconds": max(0.0, first_seconds - token_seconds),
         "seconds_per_image": (token_seconds + decode_seconds) / n,
         "tokens_per_second": steps * n / token_seconds,
-        "bytes_per_run": steps * step_bytes, "flops_per_run": steps * step_flops,
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        "backend": jax.default_backend(),
+        **cost, "loops": loops, "median_loop": median_loop, "probes": probes,
+        "peak_rss_bytes": peak_rss_bytes, "backend": jax.default_backend(),
     }
 
 
@@ -147,11 +166,21 @@ def run_name(result: dict) -> str:
             + ("" if result["kernel"] else " (XLA dot)"))
 
 
-def share_of_limit(result: dict, limits: dict) -> tuple[float, str]:
-    bandwidth_seconds = result["bytes_per_run"] / limits["bandwidth_bytes_per_s"]
-    compute_seconds = result["flops_per_run"] / limits["matmul_flops_per_s"]
+def share_of_limit(cost: dict, token_seconds: float, limits: dict) -> tuple[float, str]:
+    """The fastest the loop could run at these limits, over how long it took; and which bound."""
+    bandwidth_seconds = cost["bytes_per_run"] / limits["bandwidth_bytes_per_s"]
+    compute_seconds = cost["flops_per_run"] / limits["matmul_flops_per_s"]
     bound = "bandwidth" if bandwidth_seconds >= compute_seconds else "compute"
-    return max(bandwidth_seconds, compute_seconds) / result["token_seconds"], bound
+    return max(bandwidth_seconds, compute_seconds) / token_seconds, bound
+
+
+def run_configuration(args, arguments: list[str]) -> dict:
+    result = run_child(["--child", "--repeats", str(args.repeats), "--shape", args.shape,
+                        *arguments])
+    shares = ", ".join(f"{loop['share']:.0%}" for loop in result["loops"])
+    print(f"  ran {run_name(result)}: {result['seconds_per_image']:.2f} s/image, token loop "
+          f"shares {shares}", flush=True)
+    return result
 
 
 def main() -> None:
@@ -160,7 +189,8 @@ def main() -> None:
     parser.add_argument("--dtype", action="append", choices=["fp32", "bf16", "fp16"],
                         help="repeatable; default fp32 and bf16")
     parser.add_argument("--grid", type=int, default=2, help="side of the grid run (default 2)")
-    parser.add_argument("--repeats", type=int, default=2, help="timed runs per configuration")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed token loops per configuration (default 3)")
     parser.add_argument("--skip-min-dalle", action="store_true")
     parser.add_argument("--skip-no-kernel", action="store_true")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -172,41 +202,34 @@ def main() -> None:
         return
     dtypes = args.dtype or ["fp32", "bf16"]
 
-    # The machine is shared: its bandwidth and peak move by half between minutes. They are
-    # measured before and after every run, and each run's share is against the better of the
-    # two measurements around it, so a slow moment during a measurement can't flatter a run.
-    measured = [machine_limits()]
-    print(f"machine: {os.cpu_count()} cores, backend {measured[0]['backend']} "
-          f"({measured[0]['device']})", flush=True)
-    runs = []
+    results = []
     for dtype in dtypes:
         for grid in (1, args.grid):
-            runs.append(["--shape", args.shape, "--dtype", dtype, "--grid", str(grid)])
-    if not args.skip_no_kernel and measured[0]["backend"] == "cpu":
-        runs.append(["--shape", args.shape, "--dtype", dtypes[0], "--grid", "1", "--no-kernel"])
-    results = []
-    for arguments in runs:
-        result = run_child(["--child", "--repeats", str(args.repeats), *arguments])
-        measured.append(machine_limits())
-        result["limits"] = {key: max(measured[-2][key], measured[-1][key])
-                            for key in ("bandwidth_bytes_per_s", "matmul_flops_per_s")}
-        results.append(result)
-        print(f"  ran {run_name(result)}: {result['seconds_per_image']:.2f} s/image", flush=True)
+            results.append(run_configuration(args, ["--dtype", dtype, "--grid", str(grid)]))
+    if not args.skip_no_kernel and results[0]["backend"] == "cpu":
+        results.append(run_configuration(args, ["--dtype", dtypes[0], "--grid", "1",
+                                                "--no-kernel"]))
+    print(f"machine: {os.cpu_count()} cores, backend {results[0]['backend']} "
+          f"({results[0]['probes'][0]['device']})")
     print(f"{'run':28s} {'s/image':>8s} {'tokens/s':>9s} {'compile s':>9s} {'peak RSS':>9s} "
           f"{'VQGAN s':>8s} {'GB/s':>5s} {'GFLOP/s':>7s} {'limit share':>12s}")
     for result in results:
-        share, bound = share_of_limit(result, result["limits"])
+        loop = result["median_loop"]
         print(f"{run_name(result):28s} {result['seconds_per_image']:8.2f} "
               f"{result['tokens_per_second']:9.1f} {result['compile_seconds']:9.1f} "
               f"{result['peak_rss_bytes'] / 2**30:8.2f}G "
               f"{result['decode_seconds'] / result['images']:8.2f} "
-              f"{result['limits']['bandwidth_bytes_per_s'] / 1e9:5.1f} "
-              f"{result['limits']['matmul_flops_per_s'] / 1e9:7.0f} {share:7.0%} {bound}")
-    print("GB/s, GFLOP/s: the machine's read bandwidth and fp32 matmul peak (XLA) around each "
-          f"run; seen {min(m['bandwidth_bytes_per_s'] for m in measured) / 1e9:.1f}-"
-          f"{max(m['bandwidth_bytes_per_s'] for m in measured) / 1e9:.1f} GB/s and "
-          f"{min(m['matmul_flops_per_s'] for m in measured) / 1e9:.0f}-"
-          f"{max(m['matmul_flops_per_s'] for m in measured) / 1e9:.0f} GFLOP/s in this bench")
+              f"{loop['limits']['bandwidth_bytes_per_s'] / 1e9:5.1f} "
+              f"{loop['limits']['matmul_flops_per_s'] / 1e9:7.0f} {loop['share']:7.0%} "
+              f"{loop['bound']}")
+    probes = [probe for result in results for probe in result["probes"]]
+    print("limit share: the median over the timed token loops, each against the better of the "
+          "machine's limits probed just before and just after it (GB/s: XLA's read bandwidth, "
+          "GFLOP/s: its fp32 matmul peak, shown for that median loop); seen "
+          f"{min(p['bandwidth_bytes_per_s'] for p in probes) / 1e9:.1f}-"
+          f"{max(p['bandwidth_bytes_per_s'] for p in probes) / 1e9:.1f} GB/s and "
+          f"{min(p['matmul_flops_per_s'] for p in probes) / 1e9:.0f}-"
+          f"{max(p['matmul_flops_per_s'] for p in probes) / 1e9:.0f} GFLOP/s in this bench")
 
     single = [r for r in results if r["grid"] == 1 and r["kernel"]]
     plain = [r for r in results if not r["kernel"]]
