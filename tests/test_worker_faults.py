@@ -4,8 +4,10 @@ Real processes and real signals (STYLE 32); the one in-process worker wraps the 
 make one prompt raise, since no valid job makes the real model fail on a CPU.
 """
 
+import os
 import signal
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -136,6 +138,40 @@ def test_a_job_that_raises_fails_with_its_message_and_the_rest_go_on(
     assert failed["attempts"] == 1
     assert done["status"] == "done" and later_done["status"] == "done"
     assert exit_codes == [0]
+
+
+def test_a_sigterm_as_the_server_hands_out_a_job_finishes_that_job(
+        tmp_path, server, tiny_pipeline):
+    """The race a real SIGTERM can hit: the server has leased the job, and the signal lands
+    before the worker reads the answer. The job must still be generated, not left running."""
+    from worker.client import QueueClient
+    from worker.runner import ModelInfo, Worker, WorkerOptions
+    from worker.stopping import StopRequests
+
+    class SignalAfterClaimClient(QueueClient):
+        def claim(self, *args, **kwargs):
+            claims = super().claim(*args, **kwargs)
+            if claims:
+                os.kill(os.getpid(), signal.SIGTERM)  # handled on the main thread, mid-claim
+                time.sleep(0.2)  # the handler has run before the answer is handed over
+            return claims
+
+    job = submit(server.url, prompt="a lighthouse at dusk", seed=5, grid=1)
+    options = WorkerOptions(server_url=server.url, token=WORKER_TOKEN, name="in-process",
+                            model_name="tiny", spool_dir=tmp_path / "spool", max_batch=1,
+                            claim_wait_seconds=1.0)
+    stop = StopRequests()
+    worker = Worker(options, tiny_pipeline, ModelInfo("tiny", "fp32", "cpu", True), stop=stop,
+                    make_client=lambda: SignalAfterClaimClient(server.url, WORKER_TOKEN))
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    stop.install()  # the worker runs on this, the main thread, as `dalleq worker` does
+    try:
+        assert worker.run() == 0
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    assert stop.signal_count == 1
+    assert get_job(server.url, job["id"])["status"] == "done"
 
 
 def test_a_cancel_during_generation_stops_it(tmp_path, server, tiny_checkpoint, worker_env):

@@ -2,6 +2,7 @@
 
 CLAIM_WAIT_SECONDS = 25.0  # long poll; the API allows up to 30
 BATCH_WINDOW_SECONDS = 0.25  # after a partial claim, how long to let a burst of submissions land
+CLAIM_ANSWER_GRACE_SECONDS = 2.0  # after a stop, how long a long poll may still answer
 MAX_BATCH = 1
 HTTP_TIMEOUT_SECONDS = 30.0  # per call, on top of the long poll's wait
 UPLOAD_TIMEOUT_SECONDS = 120.0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,11 +35,12 @@ from .errors import (
 )
 from .heartbeats import Heartbeats
 from .spool import Spool, SpooledResult
-from .stopping import StopNow, StopRequests
+from .stopping import StopRequests
 
 log = logging.getLogger(__name__)
 
 ERROR_MAX_CHARS = 2000  # the server keeps this much of a failure's message
+STOP_CHECK_SECONDS = 0.05  # how often an idle worker looks for a stop request
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,8 +122,6 @@ class Worker:
                 if self.options.is_once:
                     break
             return 0
-        except StopNow:
-            return 0
         except Abandoned:
             self.hand_back_leases()
             return 0
@@ -139,16 +139,13 @@ class Worker:
         """One long poll; after a partial batch, a short window lets a burst of jobs join it."""
         models = [self.options.model_name]
         wait_seconds = 0.0 if self.options.is_once else self.options.claim_wait_seconds
-        self.stop.is_idle = True
-        try:
-            if self.stop.is_requested:
-                return []
-            claims = self.client.claim(self.options.name, models, self.options.max_batch,
-                                       wait_seconds)
-        finally:
-            self.stop.is_idle = False
+        if self.stop.is_requested:
+            return []
+        claims = self.long_poll(lambda: self.client.claim(
+            self.options.name, models, self.options.max_batch, wait_seconds))
         room = self.options.max_batch - len(claims)
-        if claims and room > 0 and self.options.batch_window_seconds > 0:
+        if (claims and room > 0 and self.options.batch_window_seconds > 0
+                and not self.stop.is_requested):
             time.sleep(self.options.batch_window_seconds)
             try:
                 claims += self.client.claim(self.options.name, models, room, 0.0)
@@ -158,6 +155,34 @@ class Worker:
             self.held[claim.job_id] = claim
             self.heartbeats.hold(claim)
         return claims
+
+    def long_poll(self, claim) -> list[Claim]:
+        """claim() on a thread of its own, so a stop request needn't wait out the poll.
+
+        The server may be answering with jobs just as the stop comes, so the poll gets a short
+        grace to answer; jobs it brings are generated (the first signal finishes the batch in
+        hand). A poll still waiting after that is left behind: its process is about to exit."""
+        answer: dict = {}
+        answered = threading.Event()
+
+        def poll() -> None:
+            try:
+                answer["claims"] = claim()
+            except Exception as error:  # noqa: BLE001 - raised again in the caller's thread
+                answer["error"] = error
+            finally:
+                answered.set()
+
+        threading.Thread(target=poll, name="claim", daemon=True).start()
+        while not answered.wait(STOP_CHECK_SECONDS):
+            if self.stop.is_requested:
+                answered.wait(defaults.CLAIM_ANSWER_GRACE_SECONDS)
+                break
+        if not answered.is_set():
+            return []
+        if "error" in answer:
+            raise answer["error"]
+        return answer["claims"]
 
     def run_batch(self, claims: Sequence[Claim]) -> None:
         to_generate = []

@@ -2,8 +2,8 @@
 
 The first signal lets the current batch finish and upload; the second hands the leases back
 (fail, retryable) so another worker can start at once instead of waiting for them to expire.
-While the worker is idle (long-polling for work) there is nothing to finish, so a signal then
-interrupts the wait straight away.
+While the worker is idle its long poll runs on a thread of its own, so a signal ends the wait at
+once without cutting off a claim the server may be answering (runner.claim_batch).
 """
 
 from __future__ import annotations
@@ -15,15 +15,10 @@ import threading
 log = logging.getLogger(__name__)
 
 
-class StopNow(BaseException):
-    """Raised by the signal handler while idle; a BaseException so no `except Exception` eats it."""
-
-
 class StopRequests:
     def __init__(self):
         self.signal_count = 0
         self.event = threading.Event()
-        self.is_idle = False
 
     @property
     def is_requested(self) -> bool:
@@ -48,8 +43,6 @@ class StopRequests:
 
     def handle(self, signum, _frame) -> None:
         self.request(signal.Signals(signum).name)
-        if self.is_idle:
-            raise StopNow()
 
     def sleep(self, seconds: float) -> None:
         """Waits, but returns early when a stop is requested."""
