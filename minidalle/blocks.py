@@ -67,10 +67,9 @@ class Dense(nn.Module):
             kernel = self.get_variable("params", "kernel")
         else:
             kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features))
-        y = matmul(x, kernel, self.features, self.dtype)
         if self.use_bias:
-            y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(self.dtype)
-        return y
+            self.param("bias", nn.initializers.zeros, (self.features,))  # created at init
+        return self.add_bias(matmul(x, kernel, self.features, self.dtype))
 
     def loaded_packed_kernel(self):
         """The kernel when it is loaded and packed for the CPU kernel, else None."""
@@ -80,7 +79,7 @@ class Dense(nn.Module):
         return kernel if is_packed(kernel) else None
 
     def add_bias(self, y):
-        """y (this layer's matmul, in its dtype) plus its loaded bias, if it has one."""
+        """y (this layer's matmul, in its dtype) plus its bias, if it has one."""
         return y + self.get_variable("params", "bias").astype(self.dtype) if self.use_bias else y
 
 

@@ -3,7 +3,7 @@
 The first signal lets the current batch finish and upload; the second hands the leases back
 (fail, retryable) so another worker can start at once instead of waiting for them to expire.
 While the worker is idle its long poll runs on a thread of its own, so a signal ends the wait at
-once without cutting off a claim the server may be answering (runner.claim_batch).
+once without cutting off a claim the server may be answering (runner.Worker.long_poll).
 """
 
 from __future__ import annotations

@@ -251,7 +251,7 @@ void RunParallel(int64_t thread_count, const float* x, int64_t m_count, int64_t 
   for (const Matrix<W>& matrix : matrices) total_panels += matrix.panel_count;
   minidalle::Crew& crew = minidalle::Crew::Get(thread_count);
   const int64_t part_count = std::min(total_panels, crew.thread_count() * 4);
-  crew.Run(part_count, [=](int64_t part) {
+  crew.Run(part_count, [=, matrices = std::move(matrices)](int64_t part) {
     const int64_t first = total_panels * part / part_count;
     const int64_t end = total_panels * (part + 1) / part_count;
     int64_t offset = 0;  // index of this matrix's first panel among all
