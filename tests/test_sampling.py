@@ -49,8 +49,22 @@ def test_candidate_count_buckets_to_powers_of_two():
     assert sampling.candidate_count_for([20000], 16384) == 16384
 
 
+def test_noise_at_the_candidates_is_bit_for_bit_jax_gumbel_over_the_vocabulary():
+    """Hashing only the candidates' counters gives exactly the noise a whole-vocabulary
+    jax.random.gumbel draw has at those codes (so a JAX upgrade that changes it fails here)."""
+    vocabulary = 16384
+    keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(
+        jax.random.split(jax.random.PRNGKey(3), 5), 17)
+    indices = jax.random.randint(jax.random.PRNGKey(4), (5, 64), 0, vocabulary)
+    indices = indices.at[:, 0].set(0).at[:, 1].set(vocabulary - 1)
+    noise = np.asarray(sampling.gumbel_noise_at(keys, indices))
+    for row in range(5):
+        full = np.asarray(jax.random.gumbel(keys[row], (vocabulary,), jnp.float32))
+        assert np.array_equal(noise[row], full[np.asarray(indices[row])])
+
+
 def test_draw_equals_categorical_over_the_masked_vocabulary():
-    """Gumbel noise over the whole vocabulary read at the candidates gives exactly
+    """Gumbel noise at the candidates' vocabulary indices gives exactly
     jax.random.categorical on the logits masked to those candidates, whatever the width."""
     vocabulary = 300
     logits = jax.random.normal(jax.random.PRNGKey(1), (4, vocabulary)) * 3
