@@ -35,12 +35,33 @@ SYMBOL_FROM_TARGET = {MATMUL_TARGET: "MinidalleSkinnyMatmul",
 _registered: bool | None = None
 
 
-def has_avx2_fma() -> bool:
+# The instruction sets a build can target, with the CPU flags each needs and the compiler's
+# switches for them. The matmul kernel gives the same bits under both (skinny_matmul.cc, Load48).
+ISA_CPU_FLAGS = {
+    "avx2": ("avx2", "fma"),
+    "avx512": ("avx2", "fma", "avx512f", "avx512dq", "avx512bw", "avx512vl"),
+}
+ISA_COMPILER_FLAGS = {
+    "avx2": ("-mavx2", "-mfma"),
+    "avx512": ("-mavx2", "-mfma", "-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl"),
+}
+
+
+def cpu_flags() -> set[str]:
     try:
-        flags = Path("/proc/cpuinfo").read_text().split("flags", 2)[1].split("\n", 1)[0].split()
+        return set(Path("/proc/cpuinfo").read_text().split("flags", 2)[1].split("\n", 1)[0].split())
     except (OSError, IndexError):
-        return False
-    return "avx2" in flags and "fma" in flags
+        return set()
+
+
+def supported_isas() -> list[str]:
+    """The instruction sets this CPU runs, widest last."""
+    flags = cpu_flags()
+    return [isa for isa, needed in ISA_CPU_FLAGS.items() if flags.issuperset(needed)]
+
+
+def has_avx2_fma() -> bool:
+    return "avx2" in supported_isas()
 
 
 def default_build_folder() -> Path:
@@ -48,10 +69,13 @@ def default_build_folder() -> Path:
     return base / "dalle-queue" / "kernels"
 
 
-def compile_kernels(folder: Path) -> Path:
-    """Build the shared library (once per source and jaxlib version); returns its path."""
+def compile_kernels(folder: Path, isa: str | None = None) -> Path:
+    """Build the shared library (once per source, instruction set and jaxlib version) for `isa`,
+    by default the widest this CPU runs; returns its path."""
+    isa = isa or supported_isas()[-1]
     include = jax.ffi.include_dir()
-    flags = ["-O3", "-mavx2", "-mfma", "-std=c++17", "-shared", "-fPIC", "-w", f"-I{include}"]
+    flags = ["-O3", *ISA_COMPILER_FLAGS[isa], "-std=c++17", "-shared", "-fPIC", "-w",
+             f"-I{include}"]
     sources = b"".join(path.read_bytes() for path in (*SOURCES, *HEADERS))
     digest = hashlib.sha256(sources + " ".join(flags).encode()
                             + jax.__version__.encode()).hexdigest()[:16]

@@ -65,3 +65,45 @@ def test_one_call_refuses_matrices_of_mixed_dtypes():
               cpu_matmul.pack(np.ones((64, 48), jnp.bfloat16))]
     with pytest.raises(Exception, match="one dtype"):
         jax.block_until_ready(cpu_matmul.packed_matmuls(x, packed, [48, 48]))
+
+
+@pytest.fixture(scope="module")
+def matmul_of_each_isa(tmp_path_factory):
+    """The kernel built for every instruction set this CPU runs, each registered under its own
+    target name: {isa: target}."""
+    import ctypes
+
+    folder = tmp_path_factory.mktemp("kernels")
+    targets = {}
+    for isa in cpu_kernels.supported_isas():
+        library = ctypes.cdll.LoadLibrary(str(cpu_kernels.compile_kernels(folder, isa)))
+        target = f"test_skinny_matmul_{isa}"
+        jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(library.MinidalleSkinnyMatmul),
+                                    platform="cpu")
+        targets[isa] = target
+    return targets
+
+
+@pytest.mark.skipif("avx512" not in cpu_kernels.supported_isas(), reason="needs AVX-512")
+@pytest.mark.parametrize("rows", [1, 2, 5, 8, 9, 18])
+@pytest.mark.parametrize("dtype", [np.float32, jnp.bfloat16])
+def test_avx512_build_gives_the_avx2_builds_bits(matmul_of_each_isa, rows, dtype):
+    """Both builds add each column's products in k order, so images don't depend on the CPU."""
+    rng = np.random.default_rng(rows)
+    k_count, n_count = 1100, 150  # three K blocks; a cut last panel
+    x = rng.standard_normal((rows, k_count), np.float32)
+    packed = cpu_matmul.pack(rng.standard_normal((k_count, n_count), np.float32).astype(dtype))
+    shape = jax.ShapeDtypeStruct((rows, n_count), jnp.float32)
+    outputs = {isa: np.asarray(jax.ffi.ffi_call(target, [shape])(x, packed)[0])
+               for isa, target in matmul_of_each_isa.items()}
+    expected = x.astype(np.float64) @ np.asarray(packed_to_dense(packed, n_count), np.float64)
+    np.testing.assert_allclose(outputs["avx512"], expected, rtol=1e-4, atol=1e-3)
+    np.testing.assert_array_equal(outputs["avx512"], outputs["avx2"])
+
+
+def packed_to_dense(packed: np.ndarray, n_count: int) -> np.ndarray:
+    """pack's inverse: panels [P, K, 48] → [K, N]."""
+    panels = np.asarray(packed)
+    if panels.dtype == np.dtype(jnp.bfloat16):
+        panels = panels[:, :, np.argsort(cpu_matmul.BF16_INTERLEAVE)]
+    return panels.transpose(1, 0, 2).reshape(panels.shape[1], -1)[:, :n_count]

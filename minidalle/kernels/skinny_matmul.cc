@@ -9,7 +9,9 @@
 // [P, K, kPanel] row-major (minidalle/cpu_matmul.py), so each panel is one contiguous stream.
 // While k runs, 12 AVX2 accumulators hold the outputs of one pass: 4 rows × 24 columns (half a
 // panel) for every four rows, then 2 rows × 48 for a remaining pair (one image's two rows), then
-// a single row. K is walked in blocks so a panel block stays in L2 while the passes reuse it;
+// a single row. Built for AVX-512 (cpu_kernels picks the flags), 24 of its 32 registers hold
+// 8 rows × 48 columns, so a 2x2 grid's step streams each weight once, like one image's does
+// (RowsBlock512). K is walked in blocks so a panel block stays in L2 while the passes reuse it;
 // they prefetch the next block as they go, so memory keeps streaming during the passes that read
 // from L2. Panels are split between the threads of a crew that stays awake between calls
 // (crew.h). One call may take several matrices of the same x (a layer's q, k and v): their
@@ -178,16 +180,133 @@ void QuadBlock(const float* x, int64_t k_count, const W* panel, float* y, int64_
   }
 }
 
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+constexpr bool kHasAvx512 = true;
+constexpr int64_t kMaxRows512 = 8;  // 8 rows × 3 vectors: 24 accumulators of 32 registers
+
+// One panel row as three 16-lane vectors. fp32: columns [16j, 16j + 16) of the panel, in order.
+inline void Load48(const float* p, __m512& v0, __m512& v1, __m512& v2) {
+  v0 = _mm512_loadu_ps(p);
+  v1 = _mm512_loadu_ps(p + 16);
+  v2 = _mm512_loadu_ps(p + 32);
+}
+// bf16, in the interleaved packing Load16 reads: v0 holds columns 0-7 then 16-23, v1 columns
+// 8-15 then 24-31, and v2 columns 32 + i in lane 2i and 40 + i in lane 2i + 1. Outputs go
+// through the same map (LoadY/StoreY), so every column still adds its products in k order: the
+// results are the AVX2 build's, bit for bit, and the packing is the same for both.
+inline void Load48(const uint16_t* p, __m512& v0, __m512& v1, __m512& v2) {
+  const __m512i words = _mm512_loadu_si512(p);
+  v0 = _mm512_castsi512_ps(_mm512_slli_epi32(words, 16));
+  v1 = _mm512_castsi512_ps(_mm512_and_si512(words, _mm512_set1_epi32(0xFFFF0000u)));
+  const __m512i last = _mm512_cvtepu16_epi32(_mm256_loadu_si256(
+      reinterpret_cast<const __m256i*>(p + 32)));
+  v2 = _mm512_castsi512_ps(_mm512_slli_epi32(last, 16));
+}
+
+// Lane l of v2 (bf16) is column 32 + kFromLane[l]; kToLane undoes it.
+inline __m512i LaneColumns() {
+  return _mm512_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+}
+inline __m512i ColumnLanes() {
+  return _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+}
+
+// Accumulator j of one row, read from / written to that row's 48 outputs in Load48's lane order.
+template <typename W>
+inline __m512 LoadY(const float* y, int j) {
+  return _mm512_loadu_ps(y + 16 * j);
+}
+template <>
+inline __m512 LoadY<uint16_t>(const float* y, int j) {
+  if (j == 2) return _mm512_permutexvar_ps(LaneColumns(), _mm512_loadu_ps(y + 32));
+  return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(y + 8 * j)),
+                            _mm256_loadu_ps(y + 16 + 8 * j), 1);
+}
+template <typename W>
+inline void StoreY(float* y, int j, __m512 v) {
+  _mm512_storeu_ps(y + 16 * j, v);
+}
+template <>
+inline void StoreY<uint16_t>(float* y, int j, __m512 v) {
+  if (j == 2) {
+    _mm512_storeu_ps(y + 32, _mm512_permutexvar_ps(ColumnLanes(), v));
+    return;
+  }
+  _mm256_storeu_ps(y + 8 * j, _mm512_castps512_ps256(v));
+  _mm256_storeu_ps(y + 16 + 8 * j, _mm512_extractf32x8_ps(v, 1));
+}
+
+// Rows [row, row + kRows) of one whole panel over k in [k0, k1); accumulates into y.
+template <typename W, int kRows>
+void RowsBlock512(const float* x, int64_t k_count, const W* panel, float* y, int64_t y_stride,
+                  int64_t row, int64_t k0, int64_t k1, bool is_first_block, Prefetch prefetch,
+                  bool is_streaming) {
+  __m512 acc[kRows][3];
+  for (int r = 0; r < kRows; ++r) {
+    for (int j = 0; j < 3; ++j) {
+      acc[r][j] = is_first_block ? _mm512_setzero_ps() : LoadY<W>(y + (row + r) * y_stride, j);
+    }
+  }
+  const float* x_rows[kRows];
+  for (int r = 0; r < kRows; ++r) x_rows[r] = x + (row + r) * k_count;
+  PrefetchPacer pacer(prefetch, k1 - k0);
+  for (int64_t k = k0; k < k1; ++k) {
+    const W* w = panel + k * kPanel;
+    if (is_streaming) {
+      const char* ahead = reinterpret_cast<const char*>(w) + kStreamAheadBytes;
+      for (int64_t offset = 0; offset < kPanel * int64_t(sizeof(W)); offset += kLine) {
+        _mm_prefetch(ahead + offset, _MM_HINT_T0);
+      }
+    }
+    pacer.Step();
+    __m512 w0, w1, w2;
+    Load48(w, w0, w1, w2);
+    for (int r = 0; r < kRows; ++r) {
+      const __m512 b = _mm512_set1_ps(x_rows[r][k]);
+      acc[r][0] = _mm512_fmadd_ps(b, w0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(b, w1, acc[r][1]);
+      acc[r][2] = _mm512_fmadd_ps(b, w2, acc[r][2]);
+    }
+  }
+  for (int r = 0; r < kRows; ++r) {
+    for (int j = 0; j < 3; ++j) StoreY<W>(y + (row + r) * y_stride, j, acc[r][j]);
+  }
+}
+
+// One pass of `rows` (1..8) rows: the row count picks the instance, so the accumulators stay in
+// registers.
+template <typename W, typename... Args>
+void RowsPass512(int64_t rows, Args... args) {
+  switch (rows) {
+    case 1: return RowsBlock512<W, 1>(args...);
+    case 2: return RowsBlock512<W, 2>(args...);
+    case 3: return RowsBlock512<W, 3>(args...);
+    case 4: return RowsBlock512<W, 4>(args...);
+    case 5: return RowsBlock512<W, 5>(args...);
+    case 6: return RowsBlock512<W, 6>(args...);
+    case 7: return RowsBlock512<W, 7>(args...);
+    default: return RowsBlock512<W, 8>(args...);
+  }
+}
+#else
+constexpr bool kHasAvx512 = false;
+constexpr int64_t kMaxRows512 = 8;
+template <typename W, typename... Args>
+void RowsPass512(int64_t, Args...) {}
+#endif
+
 // Panels [first_panel, end_panel) of y [M, N]. A last panel that N cuts short (N is rarely a
 // multiple of 48) is computed into scratch and its valid columns copied: y has exactly N columns,
 // so XLA needs no slice (a copy) after the call.
 template <typename W>
 void Panels(const float* x, int64_t m_count, int64_t k_count, const W* packed, float* y,
             int64_t n_count, int64_t first_panel, int64_t end_panel) {
-  // passes over each block: two half-panel passes per four rows, then a pair, then a single row
+  // passes over each block: with AVX-512 one per eight rows; with AVX2 two half-panel passes per
+  // four rows, then a pair, then a single row
   const int64_t quad_count = m_count / 4;
   const int64_t pair_count = (m_count % 4) / 2;
-  const int64_t pass_count = 2 * quad_count + pair_count;
+  const int64_t pass_count = kHasAvx512 ? (m_count + kMaxRows512 - 1) / kMaxRows512
+                                        : 2 * quad_count + pair_count;
   std::vector<float> tail;
   for (int64_t p = first_panel; p < end_panel; ++p) {
     const W* panel = packed + p * k_count * kPanel;
@@ -211,6 +330,13 @@ void Panels(const float* x, int64_t m_count, int64_t k_count, const W* packed, f
         ++pass;
         return prefetch;
       };
+      if (kHasAvx512) {
+        for (int64_t row = 0; row < m_count; row += kMaxRows512) {
+          RowsPass512<W>(std::min(kMaxRows512, m_count - row), x, k_count, panel, y_panel,
+                         y_stride, row, k0, k1, k0 == 0, share_of_next(), pass_count == 1);
+        }
+        continue;
+      }
       int64_t row = 0;
       for (; row + 4 <= m_count; row += 4) {
         QuadBlock<W, 0>(x, k_count, panel, y_panel, y_stride, row, k0, k1, k0 == 0,
