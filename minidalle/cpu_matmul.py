@@ -2,9 +2,10 @@
 
 XLA's CPU dot streams weights at the memory's speed only for a single row; a decode step has two
 rows per image (super-conditioning) and ran at a third of the bandwidth. `kernels/skinny_matmul.cc`
-streams pre-packed weight panels with AVX2 instead (its header says how; `cpu_kernels` builds and
-registers it). Where that is impossible (no compiler, no AVX2, a GPU backend, fp16 weights)
-nothing is packed and XLA's dot runs instead: same results up to float rounding.
+streams pre-packed weight panels with AVX2, or AVX-512 where the CPU has it, instead (its header
+says how; `cpu_kernels` builds and registers it); both builds give the same bits. Where that is
+impossible (no compiler, no AVX2, a GPU backend, fp16 weights) nothing is packed and XLA's dot
+runs instead: same results up to float rounding.
 """
 
 from __future__ import annotations
