@@ -104,7 +104,8 @@ def ensure_registered(build_folder: Path | None = None) -> bool:
     if jax.default_backend() != "cpu" or not has_avx2_fma():
         return False
     try:
-        library = ctypes.cdll.LoadLibrary(str(compile_kernels(build_folder or default_build_folder())))
+        built = compile_kernels(build_folder or default_build_folder())
+        library = ctypes.cdll.LoadLibrary(str(built))
         for target, symbol in SYMBOL_FROM_TARGET.items():
             jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(library, symbol)),
                                         platform="cpu")
