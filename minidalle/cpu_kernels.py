@@ -36,15 +36,11 @@ SYMBOL_FROM_TARGET = {MATMUL_TARGET: "MinidalleSkinnyMatmul",
 _registered: bool | None = None
 
 
-# The instruction sets a build can target, with the CPU flags each needs and the compiler's
-# switches for them. The matmul kernel gives the same bits under both (skinny_matmul.cc, Load48).
+# The instruction sets a build can target, with the CPU flags each needs; the compiler switch for
+# flag f is -mf. The matmul kernel gives the same bits under both (skinny_matmul.cc, Load48).
 ISA_CPU_FLAGS = {
     "avx2": ("avx2", "fma"),
     "avx512": ("avx2", "fma", "avx512f", "avx512dq", "avx512bw", "avx512vl"),
-}
-ISA_COMPILER_FLAGS = {
-    "avx2": ("-mavx2", "-mfma"),
-    "avx512": ("-mavx2", "-mfma", "-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl"),
 }
 
 
@@ -75,8 +71,8 @@ def compile_kernels(folder: Path, isa: str | None = None) -> Path:
     by default the widest this CPU runs; returns its path."""
     isa = isa or supported_isas()[-1]
     include = jax.ffi.include_dir()
-    flags = ["-O3", *ISA_COMPILER_FLAGS[isa], "-std=c++17", "-shared", "-fPIC", "-w",
-             f"-I{include}"]
+    flags = ["-O3", *(f"-m{flag}" for flag in ISA_CPU_FLAGS[isa]), "-std=c++17", "-shared",
+             "-fPIC", "-w", f"-I{include}"]
     sources = b"".join(path.read_bytes() for path in (*SOURCES, *HEADERS))
     digest = hashlib.sha256(sources + " ".join(flags).encode()
                             + jax.__version__.encode()).hexdigest()[:16]

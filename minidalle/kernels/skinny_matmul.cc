@@ -180,9 +180,10 @@ void QuadBlock(const float* x, int64_t k_count, const W* panel, float* y, int64_
   }
 }
 
+constexpr int64_t kMaxRows512 = 8;  // 8 rows × 3 vectors: 24 accumulators of 32 registers
+
 #if defined(__AVX512F__) && defined(__AVX512DQ__)
 constexpr bool kHasAvx512 = true;
-constexpr int64_t kMaxRows512 = 8;  // 8 rows × 3 vectors: 24 accumulators of 32 registers
 
 // One panel row as three 16-lane vectors. fp32: columns [16j, 16j + 16) of the panel, in order.
 inline void Load48(const float* p, __m512& v0, __m512& v1, __m512& v2) {
@@ -203,7 +204,7 @@ inline void Load48(const uint16_t* p, __m512& v0, __m512& v1, __m512& v2) {
   v2 = _mm512_castsi512_ps(_mm512_slli_epi32(last, 16));
 }
 
-// Lane l of v2 (bf16) is column 32 + kFromLane[l]; kToLane undoes it.
+// Lane l of v2 (bf16) holds column 32 + LaneColumns()[l]; permuting by ColumnLanes() undoes it.
 inline __m512i LaneColumns() {
   return _mm512_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
 }
@@ -290,7 +291,6 @@ void RowsPass512(int64_t rows, Args... args) {
 }
 #else
 constexpr bool kHasAvx512 = false;
-constexpr int64_t kMaxRows512 = 8;
 template <typename W, typename... Args>
 void RowsPass512(int64_t, Args...) {}
 #endif
