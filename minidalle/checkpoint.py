@@ -19,6 +19,7 @@ from flax.traverse_util import flatten_dict, unflatten_dict
 
 from .config import DalleBartConfig
 from .encoder import SCANNED_ENCODER_LAYERS
+from .huge_pages import HugePageArena
 from .model import DalleBart
 
 MODEL_FILE = "flax_model.msgpack"
@@ -122,17 +123,30 @@ def unscan_layers(params: dict, config: DalleBartConfig) -> dict:
 
 def pack_for_cpu(params: dict) -> dict:
     """Every dense kernel of the unscanned model (`unscan_layers`) and the lm_head in the CPU
-    matmul kernel's panel layout (`cpu_matmul.pack`).
+    matmul kernel's panel layout (`cpu_matmul.pack`), all in one mapping on huge pages
+    (`huge_pages`): the decode step streams them.
 
     Every other weight (embeddings, norms, biases) becomes fp32, the activations' dtype beside
     the kernels: XLA would otherwise convert them on every call, and for bf16 that meant all
     16385 rows of the image-token embedding in each 16-step chunk (about 50 ms) to read a few."""
-    from .cpu_matmul import pack
+    from .cpu_matmul import pack, packed_shape
+
+    def kernels(tree):
+        for name, value in tree.items():
+            if isinstance(value, dict):
+                yield from kernels(value)
+            elif name == "kernel":
+                yield value
+
+    every_kernel = [*kernels(params["model"]), params["lm_head"]["kernel"]]
+    arena = HugePageArena.for_arrays((packed_shape(kernel.shape), kernel.dtype)
+                                     for kernel in every_kernel)
 
     def prepare(tree):
         return {name: prepare(value) if isinstance(value, dict)
-                else pack(value) if name == "kernel" else np.asarray(value, np.float32)
+                else pack(value, arena.empty) if name == "kernel"
+                else np.asarray(value, np.float32)
                 for name, value in tree.items()}
 
     return {**params, "model": prepare(params["model"]),
-            "lm_head": {"kernel": pack(params["lm_head"]["kernel"])}}
+            "lm_head": {"kernel": pack(params["lm_head"]["kernel"], arena.empty)}}

@@ -28,17 +28,26 @@ BF16_INTERLEAVE = np.concatenate([np.stack([np.arange(8), np.arange(8, 16)], 1).
                                   for group in range(PANEL_WIDTH // 16)])
 
 
-def pack(kernel: np.ndarray) -> np.ndarray:
+def packed_shape(kernel_shape: tuple[int, int]) -> tuple[int, int, int]:
+    """[K, N] → [P, K, 48]: the panels `pack` writes."""
+    k_count, n_count = kernel_shape
+    return -(-n_count // PANEL_WIDTH), k_count, PANEL_WIDTH
+
+
+def pack(kernel: np.ndarray, allocate=np.empty) -> np.ndarray:
     """Dense kernel [K, N] → panels [P, K, 48] (N zero-padded to P·48), same dtype; bf16 columns
-    are interleaved within each group of 16 (BF16_INTERLEAVE)."""
+    are interleaved within each group of 16 (BF16_INTERLEAVE). `allocate(shape, dtype)` gives the
+    array the panels are written to (`huge_pages.HugePageArena.empty` for a model's weights)."""
     k_count, n_count = kernel.shape
-    panel_count = -(-n_count // PANEL_WIDTH)
+    panel_count = packed_shape(kernel.shape)[0]
     padded = np.zeros((k_count, panel_count * PANEL_WIDTH), kernel.dtype)
     padded[:, :n_count] = kernel
     panels = padded.reshape(k_count, panel_count, PANEL_WIDTH).transpose(1, 0, 2)
     if kernel.dtype == np.dtype(jnp.bfloat16):
         panels = panels[:, :, BF16_INTERLEAVE]
-    return np.ascontiguousarray(panels)
+    packed = allocate(packed_shape(kernel.shape), kernel.dtype)
+    packed[...] = panels
+    return packed
 
 
 def is_packed(kernel) -> bool:
