@@ -9,7 +9,9 @@
 // This kernel reads only the n filled positions, once, and computes in fp32 like the einsum path
 // (`blocks.attend`). Keys and values are fp32, or bf16 (a model run in bf16 keeps its cache in
 // bf16: half the bytes to read each step), also as their uint16 bit patterns (kv_cache.py).
-// The (b, h) pairs are shared out between the threads of the crew (crew.h).
+// The (b, h) pairs are shared out between the threads of the crew (crew.h). Each pass over a
+// stream prefetches the stream the next pass reads, row for row: the keys pass the values, the
+// values pass the next pair's keys, so memory is never idle between passes or pairs.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -77,12 +79,24 @@ inline float SoftmaxNumerators(float* scores, int64_t n, float max_score) {
   return 1.0f / Sum8(total);
 }
 
+// Rows [0, row_count) of a [n, D] stream, into L2: a pass runs up to a whole stream (32 KiB at
+// n = 256 in bf16) ahead of the pass that reads it. On a 2-core Xeon, one layer of a 2x2 grid at
+// position 240 took 192 µs this way, 209 µs prefetching into L1, and 327 µs prefetching only the
+// next pair's first kilobyte (the way before); a bf16 2x2 grid's token loop ran 1.03x faster.
+template <typename T>
+inline void PrefetchRows(const T* rows, int64_t d, int64_t row_count) {
+  const char* first = reinterpret_cast<const char*>(rows);
+  for (int64_t offset = 0; offset < row_count * d * int64_t(sizeof(T)); offset += 64) {
+    _mm_prefetch(first + offset, _MM_HINT_T1);
+  }
+}
+
 // One (b, h) with D = 8 · kChunks: q [D], keys/values [n, D] rows of the cache, out [D]; scores
 // is scratch [n + 8]. q and the output stay in registers; keys are read four rows at a time and
-// values once, both in memory order.
+// values once, both in memory order. next_keys: the next pair's keys (to prefetch), or null.
 template <int kChunks, typename T>
 void AttendOne(const float* q, const T* keys, const T* values, int64_t n, float scale,
-               float* scores, float* out) {
+               float* scores, float* out, const T* next_keys) {
   constexpr int64_t d = 8 * kChunks;
   __m256 query[kChunks];
   for (int c = 0; c < kChunks; ++c) query[c] = _mm256_mul_ps(_mm256_loadu_ps(q + 8 * c),
@@ -91,6 +105,7 @@ void AttendOne(const float* q, const T* keys, const T* values, int64_t n, float 
   int64_t j = 0;
   for (; j + 4 <= n; j += 4) {
     const T* k = keys + j * d;
+    PrefetchRows(values + j * d, d, 4);
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     for (int c = 0; c < kChunks; ++c) {
       a0 = _mm256_fmadd_ps(query[c], Load8(k + 8 * c), a0);
@@ -105,6 +120,7 @@ void AttendOne(const float* q, const T* keys, const T* values, int64_t n, float 
     max4 = _mm_max_ps(max4, four);
   }
   float max_score = std::max(std::max(max4[0], max4[1]), std::max(max4[2], max4[3]));
+  PrefetchRows(values + j * d, d, n - j);
   for (; j < n; ++j) {
     __m256 acc = _mm256_setzero_ps();
     for (int c = 0; c < kChunks; ++c) {
@@ -117,6 +133,9 @@ void AttendOne(const float* q, const T* keys, const T* values, int64_t n, float 
   __m256 acc[kChunks];
   for (int c = 0; c < kChunks; ++c) acc[c] = _mm256_setzero_ps();
   for (j = 0; j < n; ++j) {
+    if (next_keys != nullptr && j % 4 == 0) {
+      PrefetchRows(next_keys + j * d, d, std::min<int64_t>(4, n - j));
+    }
     const __m256 p = _mm256_set1_ps(scores[j]);
     for (int c = 0; c < kChunks; ++c) {
       acc[c] = _mm256_fmadd_ps(p, Load8(values + j * d + 8 * c), acc[c]);
@@ -128,13 +147,13 @@ void AttendOne(const float* q, const T* keys, const T* values, int64_t n, float 
 }
 
 template <typename T>
-using AttendFunction = void (*)(const float*, const T*, const T*, int64_t, float, float*, float*);
+using AttendFunction = void (*)(const float*, const T*, const T*, int64_t, float, float*, float*,
+                                const T*);
 template <typename T>
 constexpr AttendFunction<T> kAttendForChunks[] = {
     nullptr, AttendOne<1, T>, AttendOne<2, T>, AttendOne<3, T>, AttendOne<4, T>,
     AttendOne<5, T>, AttendOne<6, T>, AttendOne<7, T>, AttendOne<8, T>};
 constexpr int64_t kMaxChunks = 8;  // head dims up to 64: the published mini and mega use 64
-constexpr int64_t kPrefetchLines = 16;  // of the next (b, h)'s keys and values: starts each stream
 
 // Every (b, h) pair of q [B·H, D] over keys/values [B·H, S, D], split between the crew.
 template <typename T>
@@ -148,17 +167,9 @@ void AttendAll(const float* q, const T* k, const T* v, const int32_t* counts, in
     std::vector<float> scores(s + 8);
     const int64_t end = pair_count * (part + 1) / part_count;
     for (int64_t pair = pair_count * part / part_count; pair < end; ++pair) {
-      if (pair + 1 < end) {
-        for (int64_t line = 0; line < kPrefetchLines; ++line) {
-          _mm_prefetch(reinterpret_cast<const char*>(k + (pair + 1) * s * d) + 64 * line,
-                       _MM_HINT_T0);
-          _mm_prefetch(reinterpret_cast<const char*>(v + (pair + 1) * s * d) + 64 * line,
-                       _MM_HINT_T0);
-        }
-      }
       const int64_t n = std::clamp<int64_t>(counts[count_size == 1 ? 0 : pair / heads], 1, s);
       attend(q + pair * d, k + pair * s * d, v + pair * s * d, n, scale, scores.data(),
-             o + pair * d);
+             o + pair * d, pair + 1 < end ? k + (pair + 1) * s * d : nullptr);
     }
   });
 }
