@@ -91,6 +91,14 @@ def compile_kernels(folder: Path, isa: str | None = None) -> Path:
     return library
 
 
+def register(library_path: Path, target_from_symbol: dict[str, str]) -> None:
+    """Load a built library and register each of its handler symbols as a CPU FFI target."""
+    library = ctypes.cdll.LoadLibrary(str(library_path))
+    for symbol, target in target_from_symbol.items():
+        jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(library, symbol)),
+                                    platform="cpu")
+
+
 def ensure_registered(build_folder: Path | None = None) -> bool:
     """Compile and register the kernels if this process can use them; True when they are ready."""
     global _registered
@@ -100,11 +108,8 @@ def ensure_registered(build_folder: Path | None = None) -> bool:
     if jax.default_backend() != "cpu" or not has_avx2_fma():
         return False
     try:
-        built = compile_kernels(build_folder or default_build_folder())
-        library = ctypes.cdll.LoadLibrary(str(built))
-        for target, symbol in SYMBOL_FROM_TARGET.items():
-            jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(library, symbol)),
-                                        platform="cpu")
+        register(compile_kernels(build_folder or default_build_folder()),
+                 {symbol: target for target, symbol in SYMBOL_FROM_TARGET.items()})
     except (OSError, subprocess.CalledProcessError) as error:
         detail = getattr(error, "stderr", "") or error
         log.warning("CPU kernels unavailable, using XLA's own ops: %s", detail)

@@ -71,16 +71,11 @@ def test_one_call_refuses_matrices_of_mixed_dtypes():
 def matmul_of_each_isa(tmp_path_factory):
     """The kernel built for every instruction set this CPU runs, each registered under its own
     target name: {isa: target}."""
-    import ctypes
-
     folder = tmp_path_factory.mktemp("kernels")
-    targets = {}
-    for isa in cpu_kernels.supported_isas():
-        library = ctypes.cdll.LoadLibrary(str(cpu_kernels.compile_kernels(folder, isa)))
-        target = f"test_skinny_matmul_{isa}"
-        jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(library.MinidalleSkinnyMatmul),
-                                    platform="cpu")
-        targets[isa] = target
+    targets = {isa: f"test_skinny_matmul_{isa}" for isa in cpu_kernels.supported_isas()}
+    for isa, target in targets.items():
+        cpu_kernels.register(cpu_kernels.compile_kernels(folder, isa),
+                             {cpu_kernels.SYMBOL_FROM_TARGET[cpu_kernels.MATMUL_TARGET]: target})
     return targets
 
 
