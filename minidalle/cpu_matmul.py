@@ -39,13 +39,14 @@ def pack(kernel: np.ndarray, allocate=np.empty) -> np.ndarray:
     are interleaved within each group of 16 (BF16_INTERLEAVE). `allocate(shape, dtype)` gives the
     array the panels are written to (`huge_pages.HugePageArena.empty` for a model's weights)."""
     k_count, n_count = kernel.shape
-    panel_count = packed_shape(kernel.shape)[0]
+    shape = packed_shape(kernel.shape)
+    panel_count = shape[0]
     padded = np.zeros((k_count, panel_count * PANEL_WIDTH), kernel.dtype)
     padded[:, :n_count] = kernel
     panels = padded.reshape(k_count, panel_count, PANEL_WIDTH).transpose(1, 0, 2)
     if kernel.dtype == np.dtype(jnp.bfloat16):
         panels = panels[:, :, BF16_INTERLEAVE]
-    packed = allocate(packed_shape(kernel.shape), kernel.dtype)
+    packed = allocate(shape, kernel.dtype)
     packed[...] = panels
     return packed
 

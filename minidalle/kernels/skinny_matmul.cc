@@ -78,6 +78,16 @@ constexpr int64_t kStreamAheadBytes = 4096;
 // 30.6 and 22.4 prefetching 4 KiB ahead into L2 (the better way on 4 KiB pages).
 constexpr int64_t kStreamAheadBytes512 = 2048;
 
+// The lines of the panel row `ahead_bytes` past w, into L1: how the only pass over a block keeps
+// the stream ahead of it coming.
+template <typename W>
+inline void PrefetchRowAhead(const W* w, int64_t ahead_bytes) {
+  const char* ahead = reinterpret_cast<const char*>(w) + ahead_bytes;
+  for (int64_t offset = 0; offset < kPanel * int64_t(sizeof(W)); offset += kLine) {
+    _mm_prefetch(ahead + offset, _MM_HINT_T0);
+  }
+}
+
 // Cache lines [first, end) of the next block, to be prefetched into L2 evenly over one pass.
 struct Prefetch {
   const char* base = nullptr;
@@ -126,12 +136,7 @@ void PanelBlock(const float* x, int64_t k_count, const W* panel, float* y, int64
   PrefetchPacer pacer(prefetch, k1 - k0);
   for (int64_t k = k0; k < k1; ++k) {
     const W* w = panel + k * kPanel;
-    if (is_streaming) {  // the only pass over this block: keep the lines ahead of it coming
-      const char* ahead = reinterpret_cast<const char*>(w) + kStreamAheadBytes;
-      for (int64_t offset = 0; offset < kPanel * int64_t(sizeof(W)); offset += kLine) {
-        _mm_prefetch(ahead + offset, _MM_HINT_T0);
-      }
-    }
+    if (is_streaming) PrefetchRowAhead(w, kStreamAheadBytes);
     pacer.Step();
     __m256 b[kRows];
     for (int r = 0; r < kRows; ++r) b[r] = _mm256_broadcast_ss(x_rows[r] + k);
@@ -257,12 +262,7 @@ void RowsBlock512(const float* x, int64_t k_count, const W* panel, float* y, int
   PrefetchPacer pacer(prefetch, k1 - k0);
   for (int64_t k = k0; k < k1; ++k) {
     const W* w = panel + k * kPanel;
-    if (is_streaming) {
-      const char* ahead = reinterpret_cast<const char*>(w) + kStreamAheadBytes512;
-      for (int64_t offset = 0; offset < kPanel * int64_t(sizeof(W)); offset += kLine) {
-        _mm_prefetch(ahead + offset, _MM_HINT_T0);
-      }
-    }
+    if (is_streaming) PrefetchRowAhead(w, kStreamAheadBytes512);
     pacer.Step();
     __m512 w0, w1, w2;
     Load48(w, w0, w1, w2);
