@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 KERNELS = Path(__file__).parent / "kernels"
 SOURCES = (KERNELS / "skinny_matmul.cc", KERNELS / "decode_attention.cc")
-HEADERS = (KERNELS / "crew.h",)
+HEADERS = (KERNELS / "crew.h", KERNELS / "stealable_ranges.h")
 MATMUL_TARGET = "minidalle_skinny_matmul"
 ATTENTION_TARGET = "minidalle_decode_attention"
 SYMBOL_FROM_TARGET = {MATMUL_TARGET: "MinidalleSkinnyMatmul",

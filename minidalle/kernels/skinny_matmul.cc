@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "crew.h"
+#include "stealable_ranges.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -299,12 +300,13 @@ template <typename W, typename... Args>
 void RowsPass512(int64_t, Args...) {}
 #endif
 
-// Panels [first_panel, end_panel) of y [M, N]. A last panel that N cuts short (N is rarely a
-// multiple of 48) is computed into scratch and its valid columns copied: y has exactly N columns,
-// so XLA needs no slice (a copy) after the call.
+// Panels [first_panel, end_panel) of y [M, N]; the caller expects to go on with the panels up to
+// stream_end, so the last block prefetches into them. A last panel that N cuts short (N is
+// rarely a multiple of 48) is computed into scratch and its valid columns copied: y has exactly
+// N columns, so XLA needs no slice (a copy) after the call.
 template <typename W>
 void Panels(const float* x, int64_t m_count, int64_t k_count, const W* packed, float* y,
-            int64_t n_count, int64_t first_panel, int64_t end_panel) {
+            int64_t n_count, int64_t first_panel, int64_t end_panel, int64_t stream_end) {
   // passes over each block: with AVX-512 one per eight rows; with AVX2 two half-panel passes per
   // four rows, then a pair, then a single row
   const int64_t quad_count = m_count / 4;
@@ -323,7 +325,7 @@ void Panels(const float* x, int64_t m_count, int64_t k_count, const W* packed, f
       int64_t k1 = std::min(k_count, k0 + kBlockK);
       // The next block follows this one in memory (panels are contiguous); a single pass
       // streams it with prefetches ahead of itself, several passes share the next block's lines.
-      bool has_next = k1 < k_count || p + 1 < end_panel;
+      bool has_next = k1 < k_count || p + 1 < stream_end;
       int64_t next_k = k1 < k_count ? std::min(k_count - k1, kBlockK) : std::min(k_count, kBlockK);
       int64_t next_lines = has_next && pass_count > 1 ? next_k * kPanel * sizeof(W) / kLine : 0;
       Prefetch prefetch{reinterpret_cast<const char*>(panel + k1 * kPanel), 0, 0};
@@ -372,26 +374,35 @@ struct Matrix {
   int64_t n_count;
 };
 
-// The panels of all matrices, in order, are split into parts that the crew shares: several
-// matrices of the same x (a layer's q, k and v) cost one hand-off and one wait, not one each.
+// The panels of all matrices, in order, are one list that the crew shares: several matrices of
+// the same x (a layer's q, k and v) cost one hand-off and one wait, not one each. Each thread
+// streams its own contiguous share and then helps with what is left of the others'
+// (stealable_ranges.h).
 template <typename W>
 void RunParallel(int64_t thread_count, const float* x, int64_t m_count, int64_t k_count,
                  std::vector<Matrix<W>> matrices) {
   int64_t total_panels = 0;
   for (const Matrix<W>& matrix : matrices) total_panels += matrix.panel_count;
   minidalle::Crew& crew = minidalle::Crew::Get(thread_count);
-  const int64_t part_count = std::min(total_panels, crew.thread_count() * 4);
-  crew.Run(part_count, [=, matrices = std::move(matrices)](int64_t part) {
-    const int64_t first = total_panels * part / part_count;
-    const int64_t end = total_panels * (part + 1) / part_count;
-    int64_t offset = 0;  // index of this matrix's first panel among all
+  auto ranges = std::make_shared<minidalle::StealableRanges>(
+      total_panels, std::min(total_panels, crew.thread_count()));
+  // Panel `panel` of the list; the owner of a range streams on into the panel after it.
+  auto run_panel = [=](int64_t panel, bool streams_on) {
     for (const Matrix<W>& matrix : matrices) {
-      const int64_t low = std::max(first, offset) - offset;
-      const int64_t high = std::min(end, offset + matrix.panel_count) - offset;
-      if (low < high) {
-        Panels(x, m_count, k_count, matrix.packed, matrix.y, matrix.n_count, low, high);
+      if (panel < matrix.panel_count) {
+        const int64_t stream_end = std::min(matrix.panel_count, panel + (streams_on ? 2 : 1));
+        Panels(x, m_count, k_count, matrix.packed, matrix.y, matrix.n_count, panel, panel + 1,
+               stream_end);
+        return;
       }
-      offset += matrix.panel_count;
+      panel -= matrix.panel_count;
+    }
+  };
+  crew.Run(ranges->range_count(), [=](int64_t own) {
+    for (int64_t panel; (panel = ranges->TakeFront(own)) >= 0;) run_panel(panel, true);
+    for (int64_t step = 1; step < ranges->range_count(); ++step) {
+      const int64_t other = (own + step) % ranges->range_count();
+      for (int64_t panel; (panel = ranges->TakeBack(other)) >= 0;) run_panel(panel, false);
     }
   });
 }
