@@ -93,15 +93,10 @@ def tile_keys(seeds, tile_indices):
     return jax.vmap(lambda s, t: jax.random.fold_in(jax.random.PRNGKey(s), t))(seeds, tile_indices)
 
 
-@functools.partial(
-    jax.jit,
-    static_argnames=("config", "step_count", "candidate_count", "code_count", "is_superconditioned"),
-    donate_argnames=("state",),  # the KV caches are updated in place, not copied every chunk
-)
 def run_steps(config: DalleBartConfig, decoder_params, lm_head_kernel, state: SampleState, start,
               crosses, cross_is_visible, keys, temperature, top_k, top_p, condition_scale, *,
               step_count: int, candidate_count: int, code_count: int, is_superconditioned: bool):
-    """Steps start..start+step_count-1 of the loop, compiled once per batch shape."""
+    """Steps start..start+step_count-1 of the loop; compiled_steps() jits it per batch shape."""
     decoder = DalleBartDecoder(config, use_scan=False)
     tile_count = keys.shape[0]
 
@@ -122,6 +117,35 @@ def run_steps(config: DalleBartConfig, decoder_params, lm_head_kernel, state: Sa
         return SampleState(codes, previous, caches)
 
     return jax.lax.fori_loop(0, step_count, step, state)
+
+
+# XLA's CPU backend (jaxlib >= 0.8) hands reductions to YNNPACK, which splits even a 2-row layer
+# norm over XLA's thread pool. Waking a pool thread on the core where our kernels' crew is
+# yielding took ~90 µs for each layer's GLU norm, 1 ms of a 17 ms step. The loop's heavy work is
+# our kernels (cpu_matmul, cpu_attention), so it is compiled without YNNPACK.
+WITHOUT_YNNPACK = {"xla_cpu_experimental_ynn_fusion_type": ""}
+
+
+@functools.cache
+def loop_compiler_options() -> dict:
+    """WITHOUT_YNNPACK where this jaxlib knows the option (older ones have no YNNPACK)."""
+    try:
+        jax.jit(lambda x: x, compiler_options=WITHOUT_YNNPACK).lower(0).compile()
+    except RuntimeError:  # "No such compile option"
+        return {}
+    return WITHOUT_YNNPACK
+
+
+@functools.cache
+def compiled_steps():
+    """run_steps, jitted with loop_compiler_options (known only once a backend is up)."""
+    return jax.jit(
+        run_steps,
+        static_argnames=("config", "step_count", "candidate_count", "code_count",
+                         "is_superconditioned"),
+        donate_argnames=("state",),  # the KV caches are updated in place, not copied every chunk
+        compiler_options=loop_compiler_options(),
+    )
 
 
 def generate_codes(config: DalleBartConfig, params, encoded_prompts: list[EncodedPrompt],
@@ -165,7 +189,7 @@ def generate_codes(config: DalleBartConfig, params, encoded_prompts: list[Encode
     total = config.image_length
     for start in range(0, total, chunk_steps):
         step_count = min(chunk_steps, total - start)
-        state = run_steps(
+        state = compiled_steps()(
             config, decoder_params, lm_head_kernel, state, jnp.int32(start), crosses,
             cross_is_visible, keys, **knobs, step_count=step_count,
             candidate_count=candidate_count, code_count=code_count,

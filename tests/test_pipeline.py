@@ -143,6 +143,33 @@ def test_progress_is_reported_in_chunks_and_raising_stops(tiny_pipeline):
         tiny_pipeline.generate_tokens(PROMPT, seed=1, n=1, on_progress=stop_at_half)
 
 
+def test_the_token_loop_is_compiled_without_ynnpack(tiny_checkpoint, tiny_pipeline, monkeypatch):
+    """YNNPACK's thread-pool hand-offs cost the CPU loop 1 ms a step (generate.WITHOUT_YNNPACK)."""
+    from minidalle import generate
+    from minidalle.checkpoint import random_params
+
+    if not generate.loop_compiler_options():
+        pytest.skip("this jaxlib has no YNNPACK fusions")
+    # A GLU as wide as mini's: XLA hands a 2-row layer norm of this width to YNNPACK.
+    config = DalleBartConfig.load(tiny_checkpoint).replace(decoder_ffn_dim=2730)
+    pipeline = Pipeline.from_params(config, random_params(config, 0), tiny_pipeline.vqgan_config,
+                                    tiny_pipeline.vqgan_params, tiny_pipeline.tokenizer)
+    loop = generate.compiled_steps()
+    plain_loop = jax.jit(loop.__wrapped__, static_argnames=(
+        "config", "step_count", "candidate_count", "code_count", "is_superconditioned"))
+    compiled, plain = [], []
+
+    def spy(*args, **kwargs):
+        compiled.append(loop.lower(*args, **kwargs).compile().as_text())
+        plain.append(plain_loop.lower(*args, **kwargs).compile().as_text())
+        return loop(*args, **kwargs)
+
+    monkeypatch.setattr(generate, "compiled_steps", lambda: spy)
+    pipeline.generate_tokens(PROMPT, seed=1, n=1)
+    assert any("ynn_fusion" in text for text in plain)  # what the option takes away
+    assert compiled and not any("ynn_fusion" in text for text in compiled)
+
+
 def test_token_ids_can_be_given_directly(tiny_pipeline):
     ids, mask = tiny_pipeline.tokenizer.encode(PROMPT)
     direct = tiny_pipeline.generate_tokens(ids[0][mask[0] > 0], seed=4, n=1)
