@@ -3,7 +3,7 @@
 //
 // Why: a matmul call streams its weights from memory. Cut into many small parts handed out in
 // turn, each thread jumped between parts and restarted its stream at every jump, and a 2 MB
-// matrix took 40% longer than its bytes at full bandwidth (bench/README.md). One range per
+// matrix took over 40% longer than its bytes at full bandwidth (bench/README.md). One range per
 // thread keeps each stream whole; taking from the back keeps the threads finishing together
 // when one of them started late or was preempted, without cutting into the owner's stream.
 // Each range's bounds sit on a cache line of their own: sharing one line, every take by one
@@ -28,29 +28,23 @@ class StealableRanges {
   int64_t range_count() const { return range_count_; }
 
   // The next item at the front of `range`, or -1 once it is empty.
-  int64_t TakeFront(int64_t range) {
-    return Take(range, [](uint64_t front, uint64_t back) { return Pack(front + 1, back); },
-                /*from_back=*/false);
-  }
+  int64_t TakeFront(int64_t range) { return Take(range, /*from_back=*/false); }
 
   // The last item of `range`, or -1 once it is empty.
-  int64_t TakeBack(int64_t range) {
-    return Take(range, [](uint64_t front, uint64_t back) { return Pack(front, back - 1); },
-                /*from_back=*/true);
-  }
+  int64_t TakeBack(int64_t range) { return Take(range, /*from_back=*/true); }
 
  private:
   // front in the low half of one word, back in the high half: both move in one compare-exchange
   static uint64_t Pack(uint64_t front, uint64_t back) { return front | back << 32; }
 
-  template <typename Shrink>
-  int64_t Take(int64_t range, Shrink shrink, bool from_back) {
+  int64_t Take(int64_t range, bool from_back) {
     std::atomic<uint64_t>& bounds = bounds_[range].word;
     uint64_t seen = bounds.load(std::memory_order_relaxed);
     for (;;) {
       const uint64_t front = seen & 0xFFFFFFFFu, back = seen >> 32;
       if (front >= back) return -1;
-      if (bounds.compare_exchange_weak(seen, shrink(front, back), std::memory_order_relaxed)) {
+      const uint64_t left = from_back ? Pack(front, back - 1) : Pack(front + 1, back);
+      if (bounds.compare_exchange_weak(seen, left, std::memory_order_relaxed)) {
         return static_cast<int64_t>(from_back ? back - 1 : front);
       }
     }
