@@ -136,13 +136,16 @@ def loop_compiler_options() -> dict:
     return WITHOUT_YNNPACK
 
 
+STEP_STATIC_ARGNAMES = ("config", "step_count", "candidate_count", "code_count",
+                        "is_superconditioned")
+
+
 @functools.cache
 def compiled_steps():
     """run_steps, jitted with loop_compiler_options (known only once a backend is up)."""
     return jax.jit(
         run_steps,
-        static_argnames=("config", "step_count", "candidate_count", "code_count",
-                         "is_superconditioned"),
+        static_argnames=STEP_STATIC_ARGNAMES,
         donate_argnames=("state",),  # the KV caches are updated in place, not copied every chunk
         compiler_options=loop_compiler_options(),
     )

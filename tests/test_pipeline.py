@@ -155,8 +155,7 @@ def test_the_token_loop_is_compiled_without_ynnpack(tiny_checkpoint, tiny_pipeli
     pipeline = Pipeline.from_params(config, random_params(config, 0), tiny_pipeline.vqgan_config,
                                     tiny_pipeline.vqgan_params, tiny_pipeline.tokenizer)
     loop = generate.compiled_steps()
-    plain_loop = jax.jit(loop.__wrapped__, static_argnames=(
-        "config", "step_count", "candidate_count", "code_count", "is_superconditioned"))
+    plain_loop = jax.jit(generate.run_steps, static_argnames=generate.STEP_STATIC_ARGNAMES)
     compiled, plain = [], []
 
     def spy(*args, **kwargs):

@@ -300,68 +300,65 @@ template <typename W, typename... Args>
 void RowsPass512(int64_t, Args...) {}
 #endif
 
-// Panels [first_panel, end_panel) of y [M, N]; the caller expects to go on with the panels up to
-// stream_end, so the last block prefetches into them. A last panel that N cuts short (N is
-// rarely a multiple of 48) is computed into scratch and its valid columns copied: y has exactly
-// N columns, so XLA needs no slice (a copy) after the call.
+// Panel p of y [M, N]. streams_on: the caller goes on with panel p + 1, so the last block
+// prefetches into it. A last panel that N cuts short (N is rarely a multiple of 48) is computed
+// into scratch and its valid columns copied: y has exactly N columns, so XLA needs no slice (a
+// copy) after the call.
 template <typename W>
-void Panels(const float* x, int64_t m_count, int64_t k_count, const W* packed, float* y,
-            int64_t n_count, int64_t first_panel, int64_t end_panel, int64_t stream_end) {
+void Panel(const float* x, int64_t m_count, int64_t k_count, const W* packed, float* y,
+           int64_t n_count, int64_t p, bool streams_on) {
   // passes over each block: with AVX-512 one per eight rows; with AVX2 two half-panel passes per
   // four rows, then a pair, then a single row
   const int64_t quad_count = m_count / 4;
   const int64_t pair_count = (m_count % 4) / 2;
   const int64_t pass_count = kHasAvx512 ? (m_count + kMaxRows512 - 1) / kMaxRows512
                                         : 2 * quad_count + pair_count;
-  std::vector<float> tail;
-  for (int64_t p = first_panel; p < end_panel; ++p) {
-    const W* panel = packed + p * k_count * kPanel;
-    const int64_t column_count = std::min(kPanel, n_count - p * kPanel);
-    const bool is_cut = column_count < kPanel;
-    if (is_cut) tail.resize(m_count * kPanel);
-    float* y_panel = is_cut ? tail.data() : y + p * kPanel;
-    const int64_t y_stride = is_cut ? kPanel : n_count;
-    for (int64_t k0 = 0; k0 < k_count; k0 += kBlockK) {
-      int64_t k1 = std::min(k_count, k0 + kBlockK);
-      // The next block follows this one in memory (panels are contiguous); a single pass
-      // streams it with prefetches ahead of itself, several passes share the next block's lines.
-      bool has_next = k1 < k_count || p + 1 < stream_end;
-      int64_t next_k = k1 < k_count ? std::min(k_count - k1, kBlockK) : std::min(k_count, kBlockK);
-      int64_t next_lines = has_next && pass_count > 1 ? next_k * kPanel * sizeof(W) / kLine : 0;
-      Prefetch prefetch{reinterpret_cast<const char*>(panel + k1 * kPanel), 0, 0};
-      int64_t pass = 0;
-      auto share_of_next = [&]() {
-        prefetch.first = next_lines * pass / pass_count;
-        prefetch.end = next_lines * (pass + 1) / pass_count;
-        ++pass;
-        return prefetch;
-      };
-      if (kHasAvx512) {
-        for (int64_t row = 0; row < m_count; row += kMaxRows512) {
-          RowsPass512<W>(std::min(kMaxRows512, m_count - row), x, k_count, panel, y_panel,
-                         y_stride, row, k0, k1, k0 == 0, share_of_next(), pass_count == 1);
-        }
-        continue;
+  const W* panel = packed + p * k_count * kPanel;
+  const int64_t column_count = std::min(kPanel, n_count - p * kPanel);
+  const bool is_cut = column_count < kPanel;
+  std::vector<float> tail(is_cut ? m_count * kPanel : 0);
+  float* y_panel = is_cut ? tail.data() : y + p * kPanel;
+  const int64_t y_stride = is_cut ? kPanel : n_count;
+  for (int64_t k0 = 0; k0 < k_count; k0 += kBlockK) {
+    int64_t k1 = std::min(k_count, k0 + kBlockK);
+    // The next block follows this one in memory (panels are contiguous); a single pass
+    // streams it with prefetches ahead of itself, several passes share the next block's lines.
+    bool has_next = k1 < k_count || streams_on;
+    int64_t next_k = k1 < k_count ? std::min(k_count - k1, kBlockK) : std::min(k_count, kBlockK);
+    int64_t next_lines = has_next && pass_count > 1 ? next_k * kPanel * sizeof(W) / kLine : 0;
+    Prefetch prefetch{reinterpret_cast<const char*>(panel + k1 * kPanel), 0, 0};
+    int64_t pass = 0;
+    auto share_of_next = [&]() {
+      prefetch.first = next_lines * pass / pass_count;
+      prefetch.end = next_lines * (pass + 1) / pass_count;
+      ++pass;
+      return prefetch;
+    };
+    if (kHasAvx512) {
+      for (int64_t row = 0; row < m_count; row += kMaxRows512) {
+        RowsPass512<W>(std::min(kMaxRows512, m_count - row), x, k_count, panel, y_panel,
+                       y_stride, row, k0, k1, k0 == 0, share_of_next(), pass_count == 1);
       }
-      int64_t row = 0;
-      for (; row + 4 <= m_count; row += 4) {
-        QuadBlock<W, 0>(x, k_count, panel, y_panel, y_stride, row, k0, k1, k0 == 0,
-                        share_of_next());
-        QuadBlock<W, 1>(x, k_count, panel, y_panel, y_stride, row, k0, k1, k0 == 0,
-                        share_of_next());
-      }
-      if (row + 2 <= m_count) {
-        PanelBlock<W, 2>(x, k_count, panel, y_panel, y_stride, row, k0, k1, k0 == 0,
-                         share_of_next(), pass_count == 1);
-        row += 2;
-      }
-      if (row < m_count) {
-        PanelBlock<W, 1>(x, k_count, panel, y_panel, y_stride, row, k0, k1, k0 == 0, Prefetch{});
-      }
+      continue;
     }
-    for (int64_t r = 0; is_cut && r < m_count; ++r) {
-      std::copy_n(tail.data() + r * kPanel, column_count, y + r * n_count + p * kPanel);
+    int64_t row = 0;
+    for (; row + 4 <= m_count; row += 4) {
+      QuadBlock<W, 0>(x, k_count, panel, y_panel, y_stride, row, k0, k1, k0 == 0,
+                      share_of_next());
+      QuadBlock<W, 1>(x, k_count, panel, y_panel, y_stride, row, k0, k1, k0 == 0,
+                      share_of_next());
     }
+    if (row + 2 <= m_count) {
+      PanelBlock<W, 2>(x, k_count, panel, y_panel, y_stride, row, k0, k1, k0 == 0,
+                       share_of_next(), pass_count == 1);
+      row += 2;
+    }
+    if (row < m_count) {
+      PanelBlock<W, 1>(x, k_count, panel, y_panel, y_stride, row, k0, k1, k0 == 0, Prefetch{});
+    }
+  }
+  for (int64_t r = 0; is_cut && r < m_count; ++r) {
+    std::copy_n(tail.data() + r * kPanel, column_count, y + r * n_count + p * kPanel);
   }
 }
 
@@ -390,9 +387,8 @@ void RunParallel(int64_t thread_count, const float* x, int64_t m_count, int64_t 
   auto run_panel = [=](int64_t panel, bool streams_on) {
     for (const Matrix<W>& matrix : matrices) {
       if (panel < matrix.panel_count) {
-        const int64_t stream_end = std::min(matrix.panel_count, panel + (streams_on ? 2 : 1));
-        Panels(x, m_count, k_count, matrix.packed, matrix.y, matrix.n_count, panel, panel + 1,
-               stream_end);
+        Panel(x, m_count, k_count, matrix.packed, matrix.y, matrix.n_count, panel,
+              streams_on && panel + 1 < matrix.panel_count);
         return;
       }
       panel -= matrix.panel_count;
