@@ -177,8 +177,9 @@ def generate(prompt, model_name, vqgan, cache, seed, grid_side, output, tiles_di
         )
     generated_seconds = time.perf_counter()
 
-    metadata = {"prompt": prompt, "seed": str(seed), "model": model_name,
-                "params": dataclasses.asdict(params), "dtype": dtype, "Software": "dalle-queue"}
+    from .grid import image_text
+
+    metadata = image_text(prompt, seed, model_name, dataclasses.asdict(params), dtype)
     write_images(images, metadata, output, tiles_dir)
     click.echo(
         f"wrote {output} ({grid_side}x{grid_side}, seed {seed}) in "

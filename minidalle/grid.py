@@ -35,6 +35,20 @@ def make_grid(images) -> Image.Image:
     return Image.fromarray(grid, "RGB")
 
 
+SOFTWARE = "dalle-queue"
+
+
+def image_text(prompt: str, seed: int, model: str, params: dict, dtype: str, **extra) -> dict:
+    """The text every image we write carries (PNG iTXt): enough to find it again and redo it.
+
+    `params` are the sampling knobs that were set (SamplingParams field names); `extra` adds
+    fields such as the queue's `job_id`. The queue's server keeps all of these when it stores a
+    result and adds only what it alone knows (the grid and tile index)."""
+    return {"prompt": prompt, "seed": str(seed), "model": model, "params": params,
+            "dtype": dtype, **{name: str(value) for name, value in extra.items()},
+            "Software": SOFTWARE}
+
+
 def png_bytes(image: Image.Image, metadata: dict | None = None) -> bytes:
     """Encode as PNG with each metadata item as an iTXt chunk (non-strings as JSON)."""
     info = PngImagePlugin.PngInfo()

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 
+from minidalle.grid import image_text
+
 # knobs of the job object → SamplingParams fields (same names, same meaning)
 PARAM_NAMES = ("temperature", "top_k", "top_p", "condition_scale")
 
@@ -31,10 +33,9 @@ def fingerprint(job: dict) -> str:
 
 
 def png_metadata(job: dict, model_label: str, dtype: str) -> dict:
-    """PNG text chunks: enough to find the job again and to redo it."""
-    return {"prompt": job["prompt"], "seed": str(job["seed"]), "model": model_label,
-            "params": sampling_knobs(job), "dtype": dtype, "job_id": job["id"],
-            "Software": "dalle-queue"}
+    """PNG text chunks (minidalle.grid.image_text) of a job's images."""
+    return image_text(job["prompt"], job["seed"], model_label, sampling_knobs(job), dtype,
+                      job_id=job["id"])
 
 
 def prompt_preview(prompt: str, char_count: int) -> str:
