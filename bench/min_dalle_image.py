@@ -187,8 +187,8 @@ def peak_rss_kib() -> int:
 
 
 def main(argv=None) -> None:
-    from minidalle.checkpoint import random_params
-    from minidalle.vqgan import VQGANConfig, random_vqgan_params
+    from minidalle.random_weights import random_params, random_vqgan_params
+    from minidalle.vqgan import VQGANConfig
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(

@@ -16,10 +16,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .checkpoint import random_params, save_params
+from .checkpoint import save_params
 from .config import CONFIG_FILE, DalleBartConfig
+from .random_weights import random_params, random_vqgan_params
 from .tokenizer import load_bpe
-from .vqgan import VQGANConfig, random_vqgan_params, save_vqgan
+from .vqgan import VQGANConfig, save_vqgan
 
 RANDOM_WEIGHTS_MARKER = "RANDOM_WEIGHTS.txt"
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]

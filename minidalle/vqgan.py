@@ -4,8 +4,8 @@ The bart decoder speaks in codes; this module is where they become pixels. It lo
 `dalle-mini/vqgan_imagenet_f16_16384` checkpoint (patil-suraj/vqgan-jax layout) with our own Flax
 modules, keeping the published parameter names so the file loads without renaming. The design,
 the decode-path tree and the pixel convention are in shared/reference/dalle-mini-architecture.md §6.
-Only the decode path runs; the encoder's shapes are kept so `save_vqgan` writes files that look
-like the published one (tests and the demo use them).
+Only the decode path runs; `random_weights` writes files with the published file's full tree
+(tests and the demo use them).
 """
 
 import dataclasses
@@ -319,96 +319,6 @@ def check_decode_params(params: dict, config: VQGANConfig) -> None:
                 f"VQGAN parameter {key} has shape {tuple(np.shape(found[key]))}, "
                 f"expected {expected[key].shape}"
             )
-
-
-def _norm_shapes(channel_count: int) -> dict:
-    return {"scale": (channel_count,), "bias": (channel_count,)}
-
-
-def _conv_shapes(kernel_side: int, in_count: int, out_count: int) -> dict:
-    return {"kernel": (kernel_side, kernel_side, in_count, out_count), "bias": (out_count,)}
-
-
-def _resnet_shapes(in_count: int, out_count: int) -> dict:
-    shapes = {
-        "norm1": _norm_shapes(in_count),
-        "conv1": _conv_shapes(3, in_count, out_count),
-        "norm2": _norm_shapes(out_count),
-        "conv2": _conv_shapes(3, out_count, out_count),
-    }
-    if in_count != out_count:
-        shapes["nin_shortcut"] = _conv_shapes(1, in_count, out_count)
-    return shapes
-
-
-def _attention_shapes(channel_count: int) -> dict:
-    projections = {name: _conv_shapes(1, channel_count, channel_count) for name in "qkv"}
-    return {
-        "norm": _norm_shapes(channel_count),
-        **projections,
-        "proj_out": _conv_shapes(1, channel_count, channel_count),
-    }
-
-
-def encoder_shapes(config: VQGANConfig) -> dict:
-    """Shapes of the `encoder` and `quant_conv` branches as vqgan-jax's Encoder lays them out.
-
-    We never encode; these exist so checkpoints we write have the published file's full tree.
-    """
-    in_counts = (config.ch,) + tuple(config.ch * m for m in config.ch_mult[:-1])
-    encoder = {"conv_in": _conv_shapes(3, config.in_channels, config.ch)}
-    resolution = config.resolution
-    for level, multiplier in enumerate(config.ch_mult):
-        in_count, out_count = in_counts[level], config.ch * multiplier
-        down = {}
-        for index in range(config.num_res_blocks):
-            down[f"block_{index}"] = _resnet_shapes(in_count, out_count)
-            in_count = out_count
-            if resolution in config.attn_resolutions:
-                down[f"attn_{index}"] = _attention_shapes(out_count)
-        if level != config.level_count - 1:
-            if config.resamp_with_conv:
-                down["downsample"] = {"conv": _conv_shapes(3, out_count, out_count)}
-            resolution //= 2
-        encoder[f"down_{level}"] = down
-    mid_count = config.ch * config.ch_mult[-1]
-    z_count = 2 * config.z_channels if config.double_z else config.z_channels
-    encoder["mid"] = {
-        "block_1": _resnet_shapes(mid_count, mid_count),
-        "attn_1": _attention_shapes(mid_count),
-        "block_2": _resnet_shapes(mid_count, mid_count),
-    }
-    encoder["norm_out"] = _norm_shapes(mid_count)
-    encoder["conv_out"] = _conv_shapes(3, mid_count, z_count)
-    return {"encoder": encoder, "quant_conv": _conv_shapes(1, z_count, config.embed_dim)}
-
-
-def random_vqgan_params(config: VQGANConfig, seed: int) -> dict:
-    """Full published tree (encoder included) of float32 numpy arrays, for tests and the demo.
-
-    Every leaf is random, GroupNorm scale and bias included, so a loader that mixes two of them
-    up shows. Kernels keep activations near unit scale; the output head is centred on mid-grey so
-    the pictures are neither black nor white.
-    """
-    shapes = flatten_dict(encoder_shapes(config))
-    decode = flatten_dict(abstract_decode_params(config))
-    shapes.update({path: leaf.shape for path, leaf in decode.items()})
-    rng = np.random.default_rng(seed)
-    flat = {}
-    for path in sorted(shapes):
-        shape, leaf_name = shapes[path], path[-1]
-        noise = rng.standard_normal(shape, dtype=np.float32)
-        if leaf_name == "embedding":
-            flat[path] = noise
-        elif leaf_name == "kernel":
-            flat[path] = noise / np.float32(math.sqrt(math.prod(shape[:-1])))
-        elif leaf_name == "scale":
-            flat[path] = 1 + np.float32(0.1) * noise
-        else:  # conv and GroupNorm biases
-            flat[path] = np.float32(0.1) * noise
-    flat[("decoder", "conv_out", "kernel")] *= np.float32(0.3)
-    flat[("decoder", "conv_out", "bias")] += np.float32(0.5)
-    return unflatten_dict(flat)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,12 +17,11 @@ from minidalle.vqgan import (
     abstract_decode_params,
     decode_path_params,
     decode_to_uint8,
-    encoder_shapes,
     load_vqgan,
-    random_vqgan_params,
     save_vqgan,
     upsample_nearest_2x,
 )
+from minidalle.random_weights import encoder_shapes, random_vqgan_params
 
 # Two levels instead of five, 32 channels instead of 128: 16x16 codes still make one 2x upsample,
 # so the output is 32x32 and the attention at 16x16 still runs.

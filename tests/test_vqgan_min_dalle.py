@@ -17,8 +17,8 @@ from minidalle.vqgan import (
     VQGANDecoder,
     decode_path_params,
     decode_to_uint8,
-    random_vqgan_params,
 )
+from minidalle.random_weights import random_vqgan_params
 from tests.min_dalle_layout import min_dalle_detokenizer, vqgan_torch_name
 
 FLOAT_TOLERANCE = 1e-4  # absolute; outputs are of order 1 and differ by ~5e-6 (seed 0)
