@@ -87,17 +87,18 @@ def child_ours(args) -> dict:
     import jax
     import numpy as np
 
-    from minidalle.checkpoint import cast_floats, random_params
+    from minidalle.checkpoint import cast_floats
     from minidalle.config import DalleBartConfig
     from minidalle.pipeline import Pipeline
-    from minidalle.vqgan import VQGANConfig, random_vqgan_params
+    from minidalle.random_weights import random_params, random_vqgan_params
+    from minidalle.vqgan import VQGANConfig
 
     config = DalleBartConfig(**SHAPES[args.shape]).replace(dtype=args.dtype)
     params = cast_floats(random_params(config, SEED), config.dtype)
     vqgan_config = VQGANConfig()
     pipeline = Pipeline.from_params(config, params, vqgan_config,
                                     random_vqgan_params(vqgan_config, SEED),
-                                    use_cpu_kernel=not args.no_kernel)
+                                    backend="xla" if args.no_kernel else "auto")
     del params
     n = args.grid * args.grid
 
@@ -134,7 +135,7 @@ def child_ours(args) -> dict:
     token_seconds = statistics.median(loop["token_seconds"] for loop in loops)
     return {
         "shape": args.shape, "dtype": args.dtype, "grid": args.grid, "images": n,
-        "kernel": not args.no_kernel and pipeline.params["lm_head"]["kernel"].ndim == 3,
+        "kernel": pipeline.config.backend.name == "cpu",
         "token_seconds": token_seconds, "decode_seconds": decode_seconds,
         "compile_seconds": max(0.0, first_seconds - token_seconds),
         "seconds_per_image": (token_seconds + decode_seconds) / n,

@@ -11,9 +11,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from . import cpu_attention, kv_cache
+from .backend import Backend
 from .config import DalleBartConfig
-from .cpu_matmul import is_packed, matmul, packed_matmuls
 
 LAYER_NORM_EPSILON = 1e-5  # §1.2: every LayerNorm in DalleBart
 SQRT_HALF = 0.7071067811865476
@@ -58,69 +57,57 @@ def activation(config: DalleBartConfig):
 def exact_gelu(x):
     """x·Φ(x) through erf, as torch and the reference's "gelu" compute it (not the tanh form).
 
-    Why not `nn.gelu(approximate=False)`: it goes through erfc, which XLA's CPU backend lowers to
-    two polynomial branches, an exp and two divisions, then splits over its threads. At a 2x2 grid
-    that cost 0.17 ms per layer per step (4% of the step); this form costs a tenth of it. Both are
-    within 1e-6 of float64 (tests/test_activation.py)."""
+    Not `nn.gelu(approximate=False)`: that goes through erfc, which XLA's CPU backend lowers to
+    far more work (bench/README.md). Both are within 1e-6 of float64 (tests/test_activation.py)."""
     half_x = x * jnp.asarray(0.5, x.dtype)
     return half_x * (1 + jax.lax.erf(x * jnp.asarray(SQRT_HALF, x.dtype)))
 
 
 class Dense(nn.Module):
-    """flax's Dense (same `kernel` [in, out] and `bias` params), but the kernel may also arrive
-    packed for the CPU matmul kernel (`checkpoint.pack_for_cpu`)."""
+    """flax's Dense with the same `kernel` [in, out] and `bias` params; the product is the
+    backend's (`backend.Backend.dense`), which may hold the kernel in a layout of its own."""
 
     features: int
     use_bias: bool
     dtype: jnp.dtype
     kernel_init: nn.initializers.Initializer
+    backend: Backend
+
+    def __call__(self, x):
+        return dense_together(x, [self])[0]
 
     @nn.compact
-    def __call__(self, x):
-        if self.has_variable("params", "kernel"):  # read as is: a packed kernel has another shape
-            kernel = self.get_variable("params", "kernel")
-        else:
-            kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features))
+    def kernel(self, in_features: int):
+        """The loaded kernel as it is (a backend's layout may have another shape), or a new one
+        while initialising."""
+        if self.has_variable("params", "kernel"):
+            return self.get_variable("params", "kernel")
+        kernel = self.param("kernel", self.kernel_init, (in_features, self.features))
         if self.use_bias:
-            self.param("bias", nn.initializers.zeros, (self.features,))  # created at init
-        return self.add_bias(matmul(x, kernel, self.features, self.dtype))
-
-    def loaded_packed_kernel(self):
-        """The kernel when it is loaded and packed for the CPU kernel, else None."""
-        if not self.has_variable("params", "kernel"):
-            return None
-        kernel = self.get_variable("params", "kernel")
-        return kernel if is_packed(kernel) else None
+            self.param("bias", nn.initializers.zeros, (self.features,))
+        return kernel
 
     def add_bias(self, y):
-        """y (this layer's matmul, in its dtype) plus its bias, if it has one."""
+        """y (this layer's product, in its dtype) plus its bias, if it has one."""
         return y + self.get_variable("params", "bias").astype(self.dtype) if self.use_bias else y
 
 
 def dense(config: DalleBartConfig, features: int, name: str | None = None) -> Dense:
     return Dense(features, config.use_bias, config.dtype, nn.initializers.normal(config.init_std),
-                 name=name)
+                 config.backend, name=name)
 
 
 def dense_together(x, layers: list[Dense]) -> list:
-    """Each Dense layer of the same x; with every kernel packed they run as one kernel call, so a
-    decode step hands its crew a layer's q, k and v (or the GLU's two inputs) once, not three times
-    (the same products, so the same results)."""
-    kernels = [layer.loaded_packed_kernel() for layer in layers]
-    if any(kernel is None for kernel in kernels):
-        return [layer(x) for layer in layers]
-    outputs = packed_matmuls(x, kernels, [layer.features for layer in layers])
-    return [layer.add_bias(y.astype(layer.dtype)) for layer, y in zip(layers, outputs, strict=True)]
+    """Each Dense layer of the same x, handed to the backend together: a layer's q, k and v (or
+    the GLU's two inputs) can then be one kernel call."""
+    kernels = [layer.kernel(x.shape[-1]) for layer in layers]
+    outputs = layers[0].backend.dense(x, kernels, [layer.features for layer in layers],
+                                      layers[0].dtype)
+    return [layer.add_bias(y) for layer, y in zip(layers, outputs, strict=True)]
 
 
-def attend(queries, keys, values, is_visible, scale: float):
-    """Softmax attention over keys. queries [B,H,Tq,D], keys/values [B,H,Tk,D] (head-major, so
-    neither product transposes the KV cache), is_visible bool broadcastable to [B,1,Tq,Tk].
-    Softmax runs in fp32 whatever the weights. Returns [B,H,Tq,D]."""
-    logits = jnp.einsum("bhqd,bhkd->bhqk", queries, keys, preferred_element_type=jnp.float32)
-    logits = jnp.where(is_visible, logits * scale, jnp.finfo(jnp.float32).min)
-    probs = jax.nn.softmax(logits, axis=-1).astype(values.dtype)
-    return jnp.einsum("bhqk,bhkd->bhqd", probs, values)
+def l2_normalized(x):
+    return x / (jnp.linalg.norm(x, axis=-1, keepdims=True) + 1e-8)
 
 
 class FlaxBartAttention(nn.Module):
@@ -157,29 +144,20 @@ class FlaxBartAttention(nn.Module):
 
     def __call__(self, x, keys, values, is_visible, visible_count=None):
         """x [B,Tq,d] attends to keys/values [B,H,Tk,D]; is_visible [B,1,Tq,Tk] bool.
-        visible_count: set for one decode step over a KV cache, where is_visible is exactly
-        "position < visible_count"; lets the CPU kernel read only those positions."""
+        visible_count: set for one decode step, where is_visible is exactly
+        "position < visible_count" (`backend.Backend.attend`)."""
         return self.attend(self.split_heads(self.q_proj(x)), keys, values, is_visible,
                            visible_count)
 
     def attend(self, queries, keys, values, is_visible, visible_count=None):
         """`__call__` from projected queries [B,H,Tq,D]."""
-        head_dim = queries.shape[-1]
-        is_for_kernel = (visible_count is not None and self.config.use_cpu_kernels
-                         and not self.config.use_cosine_attention
-                         and cpu_attention.can_attend(queries, keys, values))
-        if not is_for_kernel:
-            keys, values = kv_cache.readable(keys), kv_cache.readable(values)
+        backend = self.config.backend
         if self.config.use_cosine_attention:
-            queries = queries / (jnp.linalg.norm(queries, axis=-1, keepdims=True) + 1e-8)
-            keys = keys / (jnp.linalg.norm(keys, axis=-1, keepdims=True) + 1e-8)
+            queries, keys = l2_normalized(queries), l2_normalized(backend.readable(keys))
             scale = 1.0 / self.config.tau_init
         else:
-            scale = head_dim ** -0.5
-        if is_for_kernel:
-            out = cpu_attention.decode_attention(queries, keys, values, visible_count, scale)
-        else:
-            out = attend(queries, keys, values, is_visible, scale)
+            scale = queries.shape[-1] ** -0.5
+        out = backend.attend(queries, keys, values, is_visible, scale, visible_count)
         if self.config.use_head_scale:
             out = out * self.head_scale.reshape(1, -1, 1, 1).astype(out.dtype)
         out = out.swapaxes(1, 2)  # [B,Tq,H,D]

@@ -19,7 +19,6 @@ from flax.traverse_util import flatten_dict, unflatten_dict
 
 from .config import DalleBartConfig
 from .encoder import SCANNED_ENCODER_LAYERS
-from .huge_pages import HugePageArena
 from .model import DalleBart
 
 MODEL_FILE = "flax_model.msgpack"
@@ -32,22 +31,6 @@ def abstract_params(config: DalleBartConfig) -> dict:
     tokens = jnp.zeros((1, config.image_length), jnp.int32)
     model = DalleBart(config.replace(dtype="fp32"))
     return jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), ids, ids, tokens))["params"]
-
-
-def random_params(config: DalleBartConfig, seed: int) -> dict:
-    """Fresh fp32 numpy weights in the published layout: kernels and embeddings ~ N(0, init_std),
-    norm scales 1, biases 0 (flax's initialisers), drawn with numpy so no model is compiled."""
-    rng = np.random.default_rng(seed)
-    flat = {}
-    for key, spec in sorted(flatten_dict(abstract_params(config), sep="/").items()):
-        leaf = key.rsplit("/", 1)[-1]
-        if leaf in ("kernel", "embedding"):
-            flat[key] = rng.standard_normal(spec.shape, np.float32) * np.float32(config.init_std)
-        elif leaf in ("scale", "head_scale"):
-            flat[key] = np.ones(spec.shape, np.float32)
-        else:
-            flat[key] = np.zeros(spec.shape, np.float32)
-    return unflatten_dict(flat, sep="/")
 
 
 def read_msgpack(path: Path) -> dict:
@@ -119,34 +102,3 @@ def unscan_layers(params: dict, config: DalleBartConfig) -> dict:
                           config.decoder_layers),
     }
     return {**params, "model": {**params["model"], **model}}
-
-
-def pack_for_cpu(params: dict) -> dict:
-    """Every dense kernel of the unscanned model (`unscan_layers`) and the lm_head in the CPU
-    matmul kernel's panel layout (`cpu_matmul.pack`), all in one mapping on huge pages
-    (`huge_pages`): the decode step streams them.
-
-    Every other weight (embeddings, norms, biases) becomes fp32, the activations' dtype beside
-    the kernels: XLA would otherwise convert them on every call, and for bf16 that meant all
-    16385 rows of the image-token embedding in each 16-step chunk (about 50 ms) to read a few."""
-    from .cpu_matmul import pack, packed_shape
-
-    def kernels(tree):
-        for name, value in tree.items():
-            if isinstance(value, dict):
-                yield from kernels(value)
-            elif name == "kernel":
-                yield value
-
-    every_kernel = [*kernels(params["model"]), params["lm_head"]["kernel"]]
-    arena = HugePageArena.for_arrays((packed_shape(kernel.shape), kernel.dtype)
-                                     for kernel in every_kernel)
-
-    def prepare(tree):
-        return {name: prepare(value) if isinstance(value, dict)
-                else pack(value, arena.empty) if name == "kernel"
-                else np.asarray(value, np.float32)
-                for name, value in tree.items()}
-
-    return {**params, "model": prepare(params["model"]),
-            "lm_head": {"kernel": pack(params["lm_head"]["kernel"], arena.empty)}}

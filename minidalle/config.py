@@ -14,6 +14,8 @@ from pathlib import Path
 
 import jax.numpy as jnp
 
+from .backend import XLA, Backend
+
 CONFIG_FILE = "config.json"
 FLOAT32 = jnp.dtype("float32")
 
@@ -35,7 +37,7 @@ def dtype_from_name(name) -> jnp.dtype:
 
 
 # How this process runs the model: never read from or written to config.json.
-RUNTIME_FIELDS = frozenset({"dtype", "cache_dtype", "use_cpu_kernels"})
+RUNTIME_FIELDS = frozenset({"dtype", "cache_dtype", "backend"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +81,7 @@ class DalleBartConfig:
     # Not in config.json: how this process runs the model (`.replace(dtype=...)`).
     dtype: jnp.dtype = FLOAT32
     cache_dtype: jnp.dtype | None = None  # the decoder's KV cache; None: dtype
-    use_cpu_kernels: bool = False  # weights packed for cpu_matmul; attention by cpu_attention
+    backend: Backend = XLA  # computes the dense products, attention and KV cache (backend.py)
 
     @property
     def image_token_count(self) -> int:

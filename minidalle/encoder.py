@@ -3,8 +3,8 @@
 The layers run as one `nn.scan`, matching the stacked `layers/FlaxBartEncoderLayers/...` tree of
 the published checkpoints (`use_scan=true`, §2), or one module per layer,
 `layers/FlaxBartEncoderLayer_{i}`, as the pipeline runs them (`checkpoint.unscan_layers`): a scan
-slices each layer's weights out of the stacked arrays, and on a CPU XLA widens a bf16 slice to
-fp32 first, which converted every encoder weight on every prompt.
+slices each layer's weights out of the stacked arrays on every call, where separate layers are
+read in place.
 """
 
 from __future__ import annotations

@@ -23,8 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .backend import Backend
 from .config import DalleBartConfig
-from .cpu_matmul import matmul
 from .decoder import DalleBartDecoder, KeysValues, cross_keys_values, init_caches
 from .encoder import SCANNED_ENCODER_LAYERS, DalleBartEncoder
 from .sampling import candidate_count_for, sample_tokens, super_condition
@@ -65,8 +65,7 @@ def encode_prompt(config: DalleBartConfig, encoder_params, decoder_layers_params
 
     The encoder sees the prompt's positions up to its last real token, rounded up to a multiple of
     16, not all Te: padding is masked out of every encoder attention, so the real tokens' states
-    are the same, and a typical prompt costs a quarter of the work (encoding all 64 positions was
-    a tenth of a bf16 image's token loop on a CPU). Past that width the cross-attention keys and
+    are the same, and a typical prompt costs a quarter of the work. Past that width the cross-attention keys and
     values are zeros, which the mask hides like the padding they stand for."""
     mask = np.asarray(mask)
     real_positions = np.flatnonzero(mask[0])
@@ -96,7 +95,7 @@ def tile_keys(seeds, tile_indices):
 def run_steps(config: DalleBartConfig, decoder_params, lm_head_kernel, state: SampleState, start,
               crosses, cross_is_visible, keys, temperature, top_k, top_p, condition_scale, *,
               step_count: int, candidate_count: int, code_count: int, is_superconditioned: bool):
-    """Steps start..start+step_count-1 of the loop; compiled_steps() jits it per batch shape."""
+    """Steps start..start+step_count-1 of the loop; compiled_steps jits it per batch shape."""
     decoder = DalleBartDecoder(config, use_scan=False)
     tile_count = keys.shape[0]
 
@@ -106,7 +105,8 @@ def run_steps(config: DalleBartConfig, decoder_params, lm_head_kernel, state: Sa
             {"params": decoder_params}, state.previous[:, None], position, state.caches, crosses,
             cross_is_visible,
         )
-        logits = matmul(hidden[:, 0], lm_head_kernel, config.image_token_count, jnp.float32)
+        (logits,) = config.backend.dense(hidden[:, 0], [lm_head_kernel],
+                                         [config.image_token_count], jnp.float32)
         logits = logits[:, :code_count]  # never draw BOS or mega's unused rows (§3.4)
         if is_superconditioned:
             logits = super_condition(logits[:tile_count], logits[tile_count:], condition_scale)
@@ -119,35 +119,18 @@ def run_steps(config: DalleBartConfig, decoder_params, lm_head_kernel, state: Sa
     return jax.lax.fori_loop(0, step_count, step, state)
 
 
-# XLA's CPU backend (jaxlib >= 0.8) hands reductions to YNNPACK, which splits even a 2-row layer
-# norm over XLA's thread pool. Waking a pool thread on the core where our kernels' crew is
-# yielding took ~90 µs for each layer's GLU norm, 1 ms of a 17 ms step. The loop's heavy work is
-# our kernels (cpu_matmul, cpu_attention), so it is compiled without YNNPACK.
-WITHOUT_YNNPACK = {"xla_cpu_experimental_ynn_fusion_type": ""}
-
-
-@functools.cache
-def loop_compiler_options() -> dict:
-    """WITHOUT_YNNPACK where this jaxlib knows the option (older ones have no YNNPACK)."""
-    try:
-        jax.jit(lambda x: x, compiler_options=WITHOUT_YNNPACK).lower(0).compile()
-    except RuntimeError:  # "No such compile option"
-        return {}
-    return WITHOUT_YNNPACK
-
-
 STEP_STATIC_ARGNAMES = ("config", "step_count", "candidate_count", "code_count",
                         "is_superconditioned")
 
 
 @functools.cache
-def compiled_steps():
-    """run_steps, jitted with loop_compiler_options (known only once a backend is up)."""
+def compiled_steps(backend: Backend):
+    """run_steps, jitted with the backend's compiler options."""
     return jax.jit(
         run_steps,
         static_argnames=STEP_STATIC_ARGNAMES,
         donate_argnames=("state",),  # the KV caches are updated in place, not copied every chunk
-        compiler_options=loop_compiler_options(),
+        compiler_options=backend.loop_compiler_options(),
     )
 
 
@@ -192,7 +175,7 @@ def generate_codes(config: DalleBartConfig, params, encoded_prompts: list[Encode
     total = config.image_length
     for start in range(0, total, chunk_steps):
         step_count = min(chunk_steps, total - start)
-        state = compiled_steps()(
+        state = compiled_steps(config.backend)(
             config, decoder_params, lm_head_kernel, state, jnp.int32(start), crosses,
             cross_is_visible, keys, **knobs, step_count=step_count,
             candidate_count=candidate_count, code_count=code_count,

@@ -19,7 +19,7 @@ class DalleBartModule(nn.Module):
     use_scan: bool = True
 
     def setup(self):
-        self.encoder = DalleBartEncoder(self.config)
+        self.encoder = DalleBartEncoder(self.config, self.use_scan)
         self.decoder = DalleBartDecoder(self.config, self.use_scan)
 
 

@@ -18,8 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from . import compilation_cache, cpu_kernels, cpu_matmul
-from .checkpoint import load_params, pack_for_cpu, unscan_layers
+from . import compilation_cache
+from .backend import Backend, backend_named
+from .checkpoint import load_params, unscan_layers
 from .config import DalleBartConfig, dtype_from_name
 from .generate import EncodedPrompt, ProgressCallback, TileRows, encode_prompt, generate_codes
 from .tokenizer import PromptTokenizer
@@ -81,12 +82,12 @@ class Pipeline:
     @classmethod
     def load(cls, model_dir, vqgan_dir=None, dtype="fp32",
              compilation_cache_dir: Path | None | bool = None,
-             use_cpu_kernel: bool = True) -> Pipeline:
+             backend: str | Backend = "auto") -> Pipeline:
         """Read `model_dir` (config.json, flax_model.msgpack, tokenizer files) and the VQGAN
         (`vqgan_dir`, by default `model_dir/vqgan`). dtype: fp32, bf16 or fp16 for the
         transformer; the VQGAN always runs in fp32 (§4.1.8). compilation_cache_dir: where XLA
         programs persist across restarts (None: the default folder; False: off).
-        use_cpu_kernel: on a CPU backend, run the decoder's matmuls with `cpu_matmul`."""
+        backend: "auto", "xla" or "cpu" (`backend.backend_named`), or a Backend."""
         started = time.perf_counter()
         if compilation_cache_dir is not False:
             compilation_cache.enable(compilation_cache_dir)
@@ -97,25 +98,21 @@ class Pipeline:
         vqgan_config, vqgan_params = load_vqgan(vqgan_dir)
         tokenizer = PromptTokenizer(model_dir, config)
         pipeline = cls.from_params(config, params, vqgan_config, vqgan_params, tokenizer,
-                                   use_cpu_kernel, model_dir)
-        log.info("loaded %s (%s) and %s in %.1f s", model_dir, np.dtype(config.dtype).name,
-                 vqgan_dir, time.perf_counter() - started)
+                                   backend, model_dir)
+        log.info("loaded %s (%s, %s backend) and %s in %.1f s", model_dir,
+                 np.dtype(config.dtype).name, pipeline.config.backend.name, vqgan_dir,
+                 time.perf_counter() - started)
         return pipeline
 
     @classmethod
     def from_params(cls, config: DalleBartConfig, params: dict, vqgan_config: VQGANConfig,
                     vqgan_params: dict, tokenizer: PromptTokenizer | None = None,
-                    use_cpu_kernel: bool = True, model_dir: Path | None = None) -> Pipeline:
+                    backend: str | Backend = "auto", model_dir: Path | None = None) -> Pipeline:
         """From weights in memory (numpy, published layout, already in config.dtype). Without a
         tokenizer, prompts must be token ids."""
-        params = unscan_layers(params, config)
-        if use_cpu_kernel and np.dtype(config.dtype) in cpu_matmul.PACKABLE_DTYPES \
-                and cpu_kernels.ensure_registered():
-            params = pack_for_cpu(params)
-            # A CPU has no bf16 arithmetic: XLA emulates it op by op. The kernels read bf16
-            # weights and KV cache (half the bytes, the point of bf16 here) and compute in fp32
-            # anyway, so the activations stay fp32 too.
-            config = config.replace(dtype="fp32", cache_dtype=config.dtype, use_cpu_kernels=True)
+        if isinstance(backend, str):
+            backend = backend_named(backend)
+        config, params = backend.prepare(config, unscan_layers(params, config))
         return cls(config, jax.device_put(params), vqgan_config, jax.device_put(vqgan_params),
                    tokenizer, model_dir)
 

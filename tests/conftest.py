@@ -136,7 +136,38 @@ def jax_cache_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def cpu_kernels():
+    """minidalle/cpu's kernels, built and registered (they need g++ and AVX2; CI installs g++)."""
+    pytest.importorskip("jax")
+    from minidalle.cpu import build
+
+    if not build.ensure_registered():
+        pytest.skip("the CPU kernels cannot be built here (no g++, no AVX2, or not a CPU)")
+
+
+@pytest.fixture(scope="session")
 def tiny_pipeline(tiny_checkpoint, jax_cache_dir):
+    """The tiny model as `Pipeline.load` gives it by default, which is what workers run."""
     from minidalle.pipeline import Pipeline
 
     return Pipeline.load(tiny_checkpoint, compilation_cache_dir=jax_cache_dir)
+
+
+MODEL_BACKENDS = ["xla", "cpu"]  # plain JAX (what a GPU runs) and minidalle/cpu's kernels
+
+
+def load_on(backend: str, request, *args, **kwargs):
+    """Pipeline.load(*args, backend=backend, ...), the CPU kernels built first; checks that the
+    pipeline really runs on that backend."""
+    from minidalle.pipeline import Pipeline
+
+    if backend == "cpu":
+        request.getfixturevalue("cpu_kernels")
+    pipeline = Pipeline.load(*args, backend=backend, **kwargs)
+    assert pipeline.config.backend.name == backend
+    return pipeline
+
+
+@pytest.fixture(scope="session", params=MODEL_BACKENDS)
+def tiny_pipeline_on_each_backend(request, tiny_checkpoint, jax_cache_dir):
+    return load_on(request.param, request, tiny_checkpoint, compilation_cache_dir=jax_cache_dir)

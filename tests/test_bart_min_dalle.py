@@ -14,7 +14,8 @@ min-dalle differs from the reference in ways that would hide the comparison, so 
 
 Its decoder runs one token at a time through its own KV cache (`attention_state`, §4.2), so
 comparing its 256 steps with our teacher-forced pass also checks our causal masking against an
-independent cache, and the greedy test checks our cached generation loop end to end.
+independent cache, and the greedy test checks our cached generation loop end to end. Each test
+runs on both backends: plain JAX (what a GPU runs) and minidalle/cpu's kernels.
 """
 
 import jax
@@ -26,12 +27,14 @@ pytest.importorskip("min_dalle")  # importing it sets torch globals: no autograd
 
 from flax.traverse_util import flatten_dict, unflatten_dict
 
-from minidalle.checkpoint import load_params
+from minidalle.checkpoint import load_params, unscan_layers
 from minidalle.config import DalleBartConfig
+from minidalle.cpu import CPU_KERNELS
 from minidalle.encoder import TEXT_PAD_ID
 from minidalle.model import DalleBart
 from minidalle.pipeline import Pipeline
 from minidalle.tiny import write_tiny_checkpoint
+from tests.conftest import MODEL_BACKENDS
 from tests.min_dalle_layout import min_dalle_decoder, min_dalle_encoder, torch_module
 
 NORM_SPREAD = 0.2  # norm scales ~ 1 ± 0.2, biases ~ ±0.2
@@ -159,6 +162,23 @@ def text_ids(config):
     )
 
 
+@pytest.fixture(params=MODEL_BACKENDS)
+def backend(request):
+    if request.param == "cpu":
+        request.getfixturevalue("cpu_kernels")
+    return request.param
+
+
+def on_backend(backend: str, config: DalleBartConfig, params: dict):
+    """(config, params, use_scan) for DalleBart on `backend`: plain JAX reads the published
+    stacked tree; the CPU kernels read the unscanned, packed tree a pipeline gives them."""
+    if backend == "xla":
+        return config, params, True
+    config, params = CPU_KERNELS.prepare(config, unscan_layers(params, config))
+    assert config.backend is CPU_KERNELS
+    return config, params, False
+
+
 def test_torch_names():
     assert torch_module("encoder", "LayerNorm_1") == "self_attn_layer_norm"
     assert torch_module("decoder", "LayerNorm_2") == "pre_encoder_attn_layer_norm"
@@ -166,14 +186,14 @@ def test_torch_names():
     assert torch_module("decoder", "GLU_0/Dense_2") == "glu.fc2"
 
 
-def test_encoder_states_agree(config, params, text_ids):
+def test_encoder_states_agree(backend, config, params, text_ids):
     encoder, _ = min_dalle_modules(config, params)
     mask = (text_ids != TEXT_PAD_ID).astype(np.int32)  # min-dalle's own rule
     assert mask[0].sum() == 2 and mask[2].all(), "want padded and unpadded rows"
 
-    encode = jax.jit(
-        lambda p, i, m: DalleBart(config).apply({"params": p}, i, m, method=DalleBart.encode)
-    )
+    config, params, use_scan = on_backend(backend, config, params)
+    encode = jax.jit(lambda p, i, m: DalleBart(config, use_scan).apply(
+        {"params": p}, i, m, method=DalleBart.encode))
     ours = np.asarray(encode(params, text_ids, mask))
     with torch.no_grad():
         theirs = encoder.forward(torch.from_numpy(text_ids).long()).numpy()
@@ -182,7 +202,7 @@ def test_encoder_states_agree(config, params, text_ids):
     assert relative_gap(ours, theirs) < ENCODER_TOLERANCE
 
 
-def test_teacher_forced_logits_agree_with_stepped_decoder(config, params, text_ids):
+def test_teacher_forced_logits_agree_with_stepped_decoder(backend, config, params, text_ids):
     encoder, decoder = min_dalle_modules(config, params)
     rng = np.random.default_rng(3)
     tokens = rng.integers(0, config.code_count, (IMAGE_COUNT, config.image_length)).astype(np.int32)
@@ -194,7 +214,8 @@ def test_teacher_forced_logits_agree_with_stepped_decoder(config, params, text_i
 
     mask = (text_ids != TEXT_PAD_ID).astype(np.int32)
     decoder_tokens = np.concatenate([tokens, tokens])  # min-dalle's row order
-    forward = jax.jit(lambda p, i, m, t: DalleBart(config).apply({"params": p}, i, m, t))
+    config, params, use_scan = on_backend(backend, config, params)
+    forward = jax.jit(lambda p, i, m, t: DalleBart(config, use_scan).apply({"params": p}, i, m, t))
     ours = np.asarray(forward(params, text_ids, mask, decoder_tokens))
 
     assert ours.shape == theirs.shape == (4, config.image_length, config.image_token_count)
@@ -204,8 +225,9 @@ def test_teacher_forced_logits_agree_with_stepped_decoder(config, params, text_i
     assert np.abs(theirs[0] - theirs[2]).max() > 0.1 * np.abs(theirs).max()
 
 
-def test_greedy_generation_matches_min_dalle(checkpoint, config):
-    pipeline = Pipeline.load(checkpoint, compilation_cache_dir=False)
+def test_greedy_generation_matches_min_dalle(backend, checkpoint, config):
+    pipeline = Pipeline.load(checkpoint, compilation_cache_dir=False, backend=backend)
+    assert pipeline.config.backend.name == backend
     rng = np.random.default_rng(4)
     prompts = [random_prompt(rng, count, config.encoder_vocab_size) for count in (7, 20)]
 

@@ -1,4 +1,5 @@
-"""The public pipeline on a random checkpoint written to disk in the published format."""
+"""The public pipeline on a random checkpoint written to disk in the published format, run on
+each backend: plain JAX (what a GPU runs) and minidalle/cpu's kernels."""
 
 import io
 
@@ -14,15 +15,22 @@ from minidalle.config import DalleBartConfig
 from minidalle.grid import make_grid, png_bytes
 from minidalle.model import DalleBart
 from minidalle.pipeline import Pipeline
+from tests.conftest import MODEL_BACKENDS, load_on
 
 PROMPT = "a painting of a fox in the snow"
 BOS = 16384
 
 
+@pytest.fixture(scope="module")
+def tiny_pipeline(tiny_pipeline_on_each_backend):
+    """Every test here that takes the pipeline runs once on each backend."""
+    return tiny_pipeline_on_each_backend
+
+
 def teacher_forced_logits(pipeline, checkpoint, codes, prompt=PROMPT, dtype="fp32"):
-    """Logits [256, 16384] of the scanned, uncached model for (prompt, empty prompt) given the
-    codes as decoder input: an independent path to the cached generation loop."""
-    config = pipeline.config.replace(dtype=dtype)
+    """Logits [256, 16384] of the scanned, uncached model in plain JAX for (prompt, empty prompt)
+    given the codes as decoder input: an independent path to the cached generation loop."""
+    config = DalleBartConfig.load(checkpoint).replace(dtype=dtype)
     params = load_params(checkpoint, config)
     tokens = jnp.asarray(np.concatenate([[BOS], codes[:-1]])[None], jnp.int32)
     model = DalleBart(config)
@@ -111,12 +119,16 @@ def test_bf16_logits_are_close_to_fp32(tiny_pipeline, tiny_checkpoint):
     assert np.corrcoef(full.ravel(), half.ravel())[0, 1] > 0.999
 
 
-def test_bf16_pipeline_holds_bf16_weights_and_generates(tiny_checkpoint, jax_cache_dir):
-    pipeline = Pipeline.load(tiny_checkpoint, dtype="bf16", compilation_cache_dir=jax_cache_dir)
+@pytest.mark.parametrize("backend", MODEL_BACKENDS)
+def test_bf16_pipeline_holds_bf16_weights_and_generates(backend, request, tiny_checkpoint,
+                                                        jax_cache_dir):
+    pipeline = load_on(backend, request, tiny_checkpoint, dtype="bf16",
+                       compilation_cache_dir=jax_cache_dir)
     kernel = pipeline.params["model"]["decoder"]["layers"]["FlaxBartDecoderLayer_0"]["GLU_0"][
         "Dense_0"]["kernel"]
     assert kernel.dtype == jnp.bfloat16
-    if kernel.ndim == 3:  # packed for the CPU kernels: the rest of the decoder is fp32, once
+    assert kernel.ndim == (3 if backend == "cpu" else 2)
+    if backend == "cpu":  # packed for the CPU kernels: the rest of the decoder is fp32, once
         decoder = pipeline.params["model"]["decoder"]
         assert decoder["embed_tokens"]["embedding"].dtype == jnp.float32
         assert decoder["final_ln"]["bias"].dtype == jnp.float32
@@ -141,32 +153,6 @@ def test_progress_is_reported_in_chunks_and_raising_stops(tiny_pipeline):
 
     with pytest.raises(Stop):
         tiny_pipeline.generate_tokens(PROMPT, seed=1, n=1, on_progress=stop_at_half)
-
-
-def test_the_token_loop_is_compiled_without_ynnpack(tiny_checkpoint, tiny_pipeline, monkeypatch):
-    """YNNPACK's thread-pool hand-offs cost the CPU loop 1 ms a step (generate.WITHOUT_YNNPACK)."""
-    from minidalle import generate
-    from minidalle.checkpoint import random_params
-
-    if not generate.loop_compiler_options():
-        pytest.skip("this jaxlib has no YNNPACK fusions")
-    # A GLU as wide as mini's: XLA hands a 2-row layer norm of this width to YNNPACK.
-    config = DalleBartConfig.load(tiny_checkpoint).replace(decoder_ffn_dim=2730)
-    pipeline = Pipeline.from_params(config, random_params(config, 0), tiny_pipeline.vqgan_config,
-                                    tiny_pipeline.vqgan_params, tiny_pipeline.tokenizer)
-    loop = generate.compiled_steps()
-    plain_loop = jax.jit(generate.run_steps, static_argnames=generate.STEP_STATIC_ARGNAMES)
-    compiled, plain = [], []
-
-    def spy(*args, **kwargs):
-        compiled.append(loop.lower(*args, **kwargs).compile().as_text())
-        plain.append(plain_loop.lower(*args, **kwargs).compile().as_text())
-        return loop(*args, **kwargs)
-
-    monkeypatch.setattr(generate, "compiled_steps", lambda: spy)
-    pipeline.generate_tokens(PROMPT, seed=1, n=1)
-    assert any("ynn_fusion" in text for text in plain)  # what the option takes away
-    assert compiled and not any("ynn_fusion" in text for text in compiled)
 
 
 def test_token_ids_can_be_given_directly(tiny_pipeline):

@@ -1,10 +1,9 @@
 """Host arrays on transparent huge pages, for the packed weights every decode step streams.
 
-A decode step reads each packed weight once (`cpu_matmul`), so it runs at the speed the weights
+A decode step reads each packed weight once (`matmul`), so it runs at the speed the weights
 stream in from memory. On 4 KiB pages that stream needs a new TLB entry every 64 cache lines, and
-the CPU's stream prefetchers stop at every page boundary. On 2 MiB pages a 400 MB matrix
-streamed through our matmul kernel 1.08-1.15x faster, and a decode step's matmuls ran 1.04-1.07x
-faster (bench/README.md). Linux backs anonymous memory with huge pages only where a mapping asks
+the CPU's stream prefetchers stop at every page boundary; on 2 MiB pages they do neither
+(bench/README.md has the measured gain). Linux backs anonymous memory with huge pages only where a mapping asks
 for them when transparent huge pages are in `madvise` mode (Ubuntu's default, and our test
 machines'), so the packed weights live in one mapping that asks (`madvise(MADV_HUGEPAGE)`).
 

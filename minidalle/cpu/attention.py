@@ -2,9 +2,8 @@
 
 The decode step's attention as einsums over the masked cache ran far below the memory bandwidth
 and read every cache position, filled or not. `kernels/decode_attention.cc` reads only the filled
-positions (`cpu_kernels` builds and registers it). The decoder uses it when the pipeline packed
-its weights for the CPU kernels (`DalleBartConfig.use_cpu_kernels`) and a step adds one token:
-for self-attention (the cache's filled length) and cross-attention (each prompt's length).
+positions (`build` builds and registers it). `CpuKernels.attend` uses it where a step adds one
+token: for self-attention (the cache's filled length) and cross-attention (each prompt's length).
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .cpu_kernels import ATTENTION_TARGET
+from .build import ATTENTION_TARGET
 
 HEAD_DIM_MULTIPLE = 8  # the kernel's vectors hold 8 floats
 MAX_HEAD_DIM = 64  # kMaxChunks · 8 in decode_attention.cc

@@ -3,7 +3,7 @@
 XLA's CPU dot streams weights at the memory's speed only for a single row; a decode step has two
 rows per image (super-conditioning) and ran at a third of the bandwidth. `kernels/skinny_matmul.cc`
 streams pre-packed weight panels with AVX2, or AVX-512 where the CPU has it, instead (its header
-says how; `cpu_kernels` builds and registers it); both builds give the same bits. Where that is
+says how; `build` builds and registers it); both builds give the same bits. Where that is
 impossible (no compiler, no AVX2, a GPU backend, fp16 weights) nothing is packed and XLA's dot
 runs instead: same results up to float rounding.
 """
@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .cpu_kernels import MATMUL_TARGET
+from .build import MATMUL_TARGET
 
 PANEL_WIDTH = 48  # kPanel in skinny_matmul.cc
 PACKABLE_DTYPES = (np.dtype(np.float32), np.dtype(jnp.bfloat16))

@@ -1,4 +1,4 @@
-"""How the KV cache is stored: a bf16 cache beside the CPU kernels as bf16 bits in uint16."""
+"""How the CPU backend stores the KV cache: a bf16 cache as bf16 bits in uint16."""
 
 import numpy as np
 import pytest
@@ -6,17 +6,16 @@ import pytest
 jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
 
-from minidalle import kv_cache  # noqa: E402
-from minidalle.config import DalleBartConfig  # noqa: E402
+from minidalle.backend import XLA  # noqa: E402
+from minidalle.cpu import CPU_KERNELS, kv_cache  # noqa: E402
 
 
-def test_storage_follows_the_cache_dtype_and_the_kernels():
-    config = DalleBartConfig()
-    assert kv_cache.storage_dtype(config) == jnp.float32
-    assert kv_cache.storage_dtype(config.replace(dtype="bf16")) == jnp.bfloat16
-    on_cpu = config.replace(cache_dtype="bf16", use_cpu_kernels=True)
-    assert kv_cache.storage_dtype(on_cpu) == kv_cache.BF16_BITS
-    assert kv_cache.storage_dtype(config.replace(use_cpu_kernels=True)) == jnp.float32
+def test_only_the_cpu_backend_stores_bf16_as_bits():
+    assert kv_cache.storage_dtype(jnp.float32) == jnp.float32
+    assert kv_cache.storage_dtype(jnp.bfloat16) == kv_cache.BF16_BITS
+    assert CPU_KERNELS.cache_zeros((2, 3), jnp.bfloat16).dtype == kv_cache.BF16_BITS
+    assert CPU_KERNELS.cache_zeros((2, 3), jnp.float32).dtype == jnp.float32
+    assert XLA.cache_zeros((2, 3), jnp.bfloat16).dtype == jnp.bfloat16
 
 
 @pytest.mark.parametrize("storage", [jnp.float32, jnp.bfloat16, kv_cache.BF16_BITS])

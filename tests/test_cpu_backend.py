@@ -1,0 +1,85 @@
+"""The CPU backend as the model sees it: Dense layers that read the same x run as one kernel
+call once their kernels are packed, and the token loop is compiled without YNNPACK."""
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+
+from minidalle.blocks import GLU, FlaxBartAttention
+from minidalle.config import DalleBartConfig
+from minidalle.cpu import CPU_KERNELS, build, loop_compiler_options
+from minidalle.cpu.packing import pack_for_cpu
+from minidalle.pipeline import Pipeline
+
+pytestmark = pytest.mark.usefixtures("cpu_kernels")
+
+CONFIG = DalleBartConfig(d_model=64, decoder_attention_heads=4, encoder_attention_heads=4,
+                         decoder_ffn_dim=100, encoder_ffn_dim=100, backend=CPU_KERNELS)
+PROMPT = "a painting of a fox in the snow"
+
+
+def packed(params):
+    """The module's params with every kernel packed, as `pack_for_cpu` packs a model's."""
+    return pack_for_cpu({"model": params, "lm_head": {"kernel": np.zeros((2, 2), np.float32)}})[
+        "model"]
+
+
+def kernel_calls(function, *args) -> int:
+    return jax.jit(function).lower(*args).as_text().count(build.MATMUL_TARGET)
+
+
+def test_glu_runs_its_two_input_matrices_as_one_call():
+    module = GLU(CONFIG, CONFIG.decoder_ffn_dim)
+    x = np.random.default_rng(0).standard_normal((2, 1, 64)).astype(np.float32)
+    params = module.init(jax.random.PRNGKey(0), x)["params"]
+
+    def run(params, x):
+        return module.apply({"params": params}, x)
+
+    assert kernel_calls(run, packed(params), x) == 2  # Dense_0 with Dense_1, then Dense_2
+    np.testing.assert_allclose(np.asarray(run(packed(params), x)), np.asarray(run(params, x)),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_self_attention_projects_queries_keys_and_values_in_one_call():
+    module = FlaxBartAttention(CONFIG, CONFIG.decoder_attention_heads)
+    x = np.random.default_rng(1).standard_normal((2, 1, 64)).astype(np.float32)
+    params = module.init(jax.random.PRNGKey(0), x,
+                         method=FlaxBartAttention.project_queries_keys_values)["params"]
+
+    def project(params, x):
+        return module.apply({"params": params}, x,
+                            method=FlaxBartAttention.project_queries_keys_values)
+
+    assert kernel_calls(project, packed(params), x) == 1
+    for fused, plain in zip(project(packed(params), x), project(params, x), strict=True):
+        assert fused.shape == (2, 4, 1, 16)
+        np.testing.assert_allclose(np.asarray(fused), np.asarray(plain), rtol=1e-5, atol=1e-6)
+
+
+def test_the_token_loop_is_compiled_without_ynnpack(tiny_checkpoint, tiny_pipeline, monkeypatch):
+    """YNNPACK's thread-pool hand-offs cost the CPU loop 1 ms a step (cpu.WITHOUT_YNNPACK)."""
+    from minidalle import generate
+    from minidalle.random_weights import random_params
+
+    if not loop_compiler_options():
+        pytest.skip("this jaxlib has no YNNPACK fusions")
+    # A GLU as wide as mini's: XLA hands a 2-row layer norm of this width to YNNPACK.
+    config = DalleBartConfig.load(tiny_checkpoint).replace(decoder_ffn_dim=2730)
+    pipeline = Pipeline.from_params(config, random_params(config, 0), tiny_pipeline.vqgan_config,
+                                    tiny_pipeline.vqgan_params, tiny_pipeline.tokenizer,
+                                    backend="cpu")
+    loop = generate.compiled_steps(CPU_KERNELS)
+    plain_loop = jax.jit(generate.run_steps, static_argnames=generate.STEP_STATIC_ARGNAMES)
+    compiled, plain = [], []
+
+    def spy(*args, **kwargs):
+        compiled.append(loop.lower(*args, **kwargs).compile().as_text())
+        plain.append(plain_loop.lower(*args, **kwargs).compile().as_text())
+        return loop(*args, **kwargs)
+
+    monkeypatch.setattr(generate, "compiled_steps", lambda backend: spy)
+    pipeline.generate_tokens(PROMPT, seed=1, n=1)
+    assert any("ynn_fusion" in text for text in plain)  # what the option takes away
+    assert compiled and not any("ynn_fusion" in text for text in compiled)
