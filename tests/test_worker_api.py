@@ -96,18 +96,31 @@ def test_claim_answers_204_when_nothing_is_queued(client, worker):
     assert response.status_code == 204 and response.data == b""
 
 
-def test_long_poll_returns_as_soon_as_a_job_is_submitted(app, client, worker):
-    def submit_later():
-        time.sleep(0.4)
-        app.test_client().post("/api/v1/jobs", json={"prompt": "late arrival"})
+class WatchedCondition(threading.Condition):
+    """The queue's job_submitted condition, telling the test when a long poll starts waiting."""
 
-    threading.Thread(target=submit_later).start()
+    def __init__(self):
+        super().__init__()
+        self.is_waited_on = threading.Event()
+
+    def wait(self, timeout=None):
+        self.is_waited_on.set()
+        return super().wait(timeout)
+
+
+def test_long_poll_returns_as_soon_as_a_job_is_submitted(app, client, worker):
+    submitted = queue_of(app).job_submitted = WatchedCondition()
+    answers = []
+    poll = threading.Thread(target=lambda: answers.append(worker.claim(wait=10)))
+    poll.start()
+    assert submitted.is_waited_on.wait(10), "the claim never started to wait"
     started = time.monotonic()
-    response = worker.claim(wait=10)
-    elapsed = time.monotonic() - started
+    app.test_client().post("/api/v1/jobs", json={"prompt": "late arrival"})
+    poll.join(10)
+    (response,) = answers
     assert response.status_code == 200
     assert response.json["jobs"][0]["job"]["prompt"] == "late arrival"
-    assert 0.3 < elapsed < 5
+    assert time.monotonic() - started < 5  # woken by the submit, well before wait=10
 
 
 def test_long_poll_gives_up_after_wait_seconds(worker):
@@ -139,10 +152,9 @@ def test_bad_claims_get_400(client, worker, body, code):
 # -- heartbeat ---------------------------------------------------------------------------------
 def test_heartbeat_records_progress_and_extends_the_lease(app, client, worker):
     submit(client)
-    job, lease = worker.claim_one()
+    (job,) = queue_of(app).claim("test-worker", ["mini"], now=utcnow() - timedelta(seconds=10))
     row_before = app.extensions["dalleq"].catalog.get(job["id"])
-    time.sleep(0.01)
-    response = worker.heartbeat(job["id"], lease, 0.25)
+    response = worker.heartbeat(job["id"], job["lease"], 0.25)
     assert response.status_code == 200
     assert response.json["cancel_requested"] is False
     row_after = app.extensions["dalleq"].catalog.get(job["id"])

@@ -7,7 +7,6 @@ make one prompt raise, since no valid job makes the real model fail on a CPU.
 import os
 import signal
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -153,7 +152,8 @@ def test_a_sigterm_as_the_server_hands_out_a_job_finishes_that_job(
             claims = super().claim(*args, **kwargs)
             if claims:
                 os.kill(os.getpid(), signal.SIGTERM)  # handled on the main thread, mid-claim
-                time.sleep(0.2)  # the handler has run before the answer is handed over
+                # The claim runs on a thread of its own: hold the answer until the handler has run.
+                assert stop.event.wait(JOB_TIMEOUT_SECONDS), "the SIGTERM handler never ran"
             return claims
 
     job = submit(server.url, prompt="a lighthouse at dusk", seed=5, grid=1)
