@@ -1,8 +1,8 @@
 // A small crew of worker threads that stays awake between the back-to-back matmuls of a decode step.
 //
-// Why: one matmul of a step takes 0.1–0.6 ms. Handing its parts to XLA's thread pool wakes a
-// sleeping thread each time, and that wake-up cost the second core most of its share: two cores
-// streamed 17 GB/s where a crew that spins between calls streams 26 GB/s (bench/README.md).
+// Why: one matmul of a step is short. Handing its parts to XLA's thread pool wakes a sleeping
+// thread each time, and that wake-up cost the second core most of its share (bench/README.md,
+// "Tuning notes of the CPU kernels").
 // Helpers spin for a moment, then yield, then sleep on a condition variable, so an idle process
 // (between jobs, or while the VQGAN runs) burns no CPU.
 //

@@ -71,12 +71,11 @@ inline void Load24(const uint16_t* p, __m256& v0, __m256& v1, __m256& v2) {
 
 constexpr int64_t kLine = 64;
 // A single row pair reads each block once, straight from memory: prefetching this far ahead of
-// it measured 15-25% more bandwidth than the hardware prefetcher alone (bf16 the most), and
-// 4 KiB streamed bf16 1.1-1.2x faster than 2 KiB on two cores (4-8 KiB measured alike).
+// it streamed more than the hardware prefetcher alone, and 4 KiB more than 2 KiB (4-8 KiB
+// measured alike; bench/README.md, "Tuning notes of the CPU kernels").
 constexpr int64_t kStreamAheadBytes = 4096;
-// The AVX-512 pass's stream, on weights on huge pages (minidalle/huge_pages.py). A 2-core Xeon
-// streamed a 400 MB bf16 matrix at 31.8 GB/s for 2 rows and 23.7 GB/s for 8 this way, and at
-// 30.6 and 22.4 prefetching 4 KiB ahead into L2 (the better way on 4 KiB pages).
+// The AVX-512 pass's stream, on weights on huge pages (huge_pages.py): 2 KiB ahead into L1
+// streamed more than 4 KiB into L2, the better way on 4 KiB pages (bench/README.md).
 constexpr int64_t kStreamAheadBytes512 = 2048;
 
 // The lines of the panel row `ahead_bytes` past w, into L1: how the only pass over a block keeps

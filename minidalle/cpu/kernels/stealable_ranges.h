@@ -7,7 +7,7 @@
 // thread keeps each stream whole; taking from the back keeps the threads finishing together
 // when one of them started late or was preempted, without cutting into the owner's stream.
 // Each range's bounds sit on a cache line of their own: sharing one line, every take by one
-// thread evicted it from the other's core, and the token loop ran 8% slower.
+// thread evicted it from the other's core, which slowed the whole token loop.
 #pragma once
 
 #include <atomic>
