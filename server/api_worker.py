@@ -99,23 +99,28 @@ def _read_upload(name: str) -> bytes:
     return upload.read()
 
 
+def image_field(index: int) -> str:
+    """The form field of tile `index` in a result post (shared/API.md)."""
+    return f"image_{index}"
+
+
 def _upload_for(job: dict) -> Upload:
     """The request's files and meta, checked against the job's grid (InvalidInput if not)."""
     tile_count = job["grid"] ** 2
-    expected = {"lease", "meta", "grid"} | {f"image_{i}" for i in range(tile_count)}
+    expected = {"lease", "meta", "grid"} | {image_field(i) for i in range(tile_count)}
     extra = sorted(set(request.files) - expected)
     if extra:
         raise InvalidInput(
-            f"unexpected file {extra[0]}: a grid of {job['grid']} takes image_0..image_"
-            f"{tile_count - 1}",
+            f"unexpected file {extra[0]}: a grid of {job['grid']} takes {image_field(0)}.."
+            f"{image_field(tile_count - 1)}",
             code="unexpected_image",
         )
     meta = _meta_from_form()
     grid_png = _read_upload("grid")
-    tile_pngs = [_read_upload(f"image_{i}") for i in range(tile_count)]
+    tile_pngs = [_read_upload(image_field(i)) for i in range(tile_count)]
     side = defaults.TILE_PIXELS
     sizes = [check_png(grid_png, "grid", side * job["grid"])]
-    sizes += [check_png(png, f"image_{i}", side) for i, png in enumerate(tile_pngs)]
+    sizes += [check_png(png, image_field(i), side) for i, png in enumerate(tile_pngs)]
     return Upload(grid_png, tile_pngs, sizes, meta)
 
 
