@@ -237,8 +237,15 @@ class JobQueue:
             log.info("job %s claimed by %s (attempt %d)", job["id"], worker, job["attempts"] + 1)
         return claimed
 
-    def claim_waiting(self, worker: str, models: list[str], max_jobs: int = 1,
-                      wait_seconds: float = 0.0, *, now=None) -> list[dict]:
+    def claim_waiting(
+        self,
+        worker: str,
+        models: list[str],
+        max_jobs: int = 1,
+        wait_seconds: float = 0.0,
+        *,
+        now=None,
+    ) -> list[dict]:
         """claim(), and while nothing is queued for these models, wait up to wait_seconds for a
         submit (a long poll): a worker hears of a new job at once without polling."""
         deadline = time.monotonic() + wait_seconds
@@ -306,8 +313,15 @@ class JobQueue:
         ).one_or_none()
         return None if row is None else row._asdict()
 
-    def post_result(self, job_id: str, lease: str, read_upload: Callable[[dict], Upload],
-                    storage: Storage, *, now=None) -> dict:
+    def post_result(
+        self,
+        job_id: str,
+        lease: str,
+        read_upload: Callable[[dict], Upload],
+        storage: Storage,
+        *,
+        now=None,
+    ) -> dict:
         """Store a running job's result and mark it done; returns the job's row.
 
         A repeated post by the lease that finished the job changes nothing and its files are not

@@ -92,4 +92,5 @@ def test_a_plain_upload_gets_the_jobs_own_fields(client, worker):
         assert text["prompt"] == "a red fox" and text["seed"] == "77" and text["model"] == "mini"
         assert text["Software"] == "dalle-queue" and json.loads(text["params"])["top_k"] == 50
         assert text["job_id"] and "dtype" not in text
-    assert grid_text["grid"] == "2" and [text["tile"] for text in tile_texts] == ["0", "1", "2", "3"]
+    assert grid_text["grid"] == "2"
+    assert [text["tile"] for text in tile_texts] == ["0", "1", "2", "3"]
