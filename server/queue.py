@@ -9,6 +9,7 @@ what turns a late or duplicate worker call into a 409 instead of an overwrite (s
 """
 
 import dataclasses
+import functools
 import json
 import logging
 import secrets
@@ -64,18 +65,30 @@ SUBMIT_STATEMENT = (
 QUEUED_UP_TO = select(func.count().label("position")).where(
     jobs.c.status == JobStatus.QUEUED.value, jobs.c.seq <= bindparam("seq", type_=Integer())
 )
-# The oldest queued jobs for the `models`, at most `max_jobs` of them (FOR UPDATE SKIP LOCKED on
-# PostgreSQL; SQLite has one writer at a time and ignores it).
-OLDEST_QUEUED = (
-    select(jobs.c.seq)
-    .where(
-        jobs.c.status == JobStatus.QUEUED.value,
-        jobs.c.model.in_(bindparam("models", expanding=True, type_=String())),
+def list_params(name: str, count: int, type_) -> list:
+    """Parameters name_0 .. name_{count-1}: a list bound item by item, so that a statement built
+    for one length keeps one SQL text (an expanding IN re-renders its SQL at every execution)."""
+    return [bindparam(f"{name}_{index}", type_=type_) for index in range(count)]
+
+
+def list_values(name: str, items: list) -> dict:
+    return {f"{name}_{index}": item for index, item in enumerate(items)}
+
+
+@functools.cache  # one per list length: at most defaults.CLAIM_MAX_JOBS of each
+def oldest_queued(model_count: int):
+    """The oldest queued jobs for models model_0.., at most max_jobs of them (FOR UPDATE SKIP
+    LOCKED on PostgreSQL; SQLite has one writer at a time and ignores it)."""
+    return (
+        select(jobs.c.seq)
+        .where(
+            jobs.c.status == JobStatus.QUEUED.value,
+            jobs.c.model.in_(list_params("model", model_count, String())),
+        )
+        .order_by(jobs.c.seq)
+        .limit(bindparam("max_jobs", type_=Integer()))
+        .with_for_update(skip_locked=True)
     )
-    .order_by(jobs.c.seq)
-    .limit(bindparam("max_jobs", type_=Integer()))
-    .with_for_update(skip_locked=True)
-)
 
 
 def claim_statement(picked):
@@ -99,12 +112,18 @@ def claim_statement(picked):
     )
 
 
-# SQLite's claim: one statement, whose IN subquery SQLite evaluates once, under the write lock the
-# UPDATE takes.
-CLAIM_OLDEST = claim_statement(jobs.c.seq.in_(OLDEST_QUEUED.scalar_subquery()))
-# PostgreSQL's claim of the rows OLDEST_QUEUED locked: it may re-run a LIMIT subquery inside an
-# UPDATE and then pick more rows than asked.
-CLAIM_SEQS = claim_statement(jobs.c.seq.in_(bindparam("seqs", expanding=True, type_=Integer())))
+@functools.cache
+def claim_oldest(model_count: int):
+    """SQLite's claim: one statement, whose IN subquery SQLite evaluates once, under the write
+    lock the UPDATE takes."""
+    return claim_statement(jobs.c.seq.in_(oldest_queued(model_count).scalar_subquery()))
+
+
+@functools.cache
+def claim_seqs(seq_count: int):
+    """PostgreSQL's claim of the rows oldest_queued locked: it may re-run a LIMIT subquery inside
+    an UPDATE and then pick more rows than asked."""
+    return claim_statement(jobs.c.seq.in_(list_params("seq", seq_count, Integer())))
 
 
 def new_job_id() -> str:
@@ -223,15 +242,17 @@ class JobQueue:
             "claim_worker": worker,
             "claim_now": now,
         }
-        pick_values = {"models": models, "max_jobs": max_jobs}
+        pick_values = {**list_values("model", models), "max_jobs": max_jobs}
         with self._transaction() as connection:
             if self.engine.dialect.name == "sqlite":
-                rows = connection.execute(CLAIM_OLDEST, {**pick_values, **lease_values}).all()
+                claim = claim_oldest(len(models))
+                rows = connection.execute(claim, {**pick_values, **lease_values}).all()
             else:
-                seqs = connection.execute(OLDEST_QUEUED, pick_values).scalars().all()
+                seqs = connection.execute(oldest_queued(len(models)), pick_values).scalars().all()
                 if not seqs:
                     return []
-                rows = connection.execute(CLAIM_SEQS, {"seqs": seqs, **lease_values}).all()
+                claim = claim_seqs(len(seqs))
+                rows = connection.execute(claim, {**list_values("seq", seqs), **lease_values}).all()
         claimed = sorted((row._asdict() for row in rows), key=lambda job: job["seq"])
         for job in claimed:
             log.info("job %s claimed by %s (attempt %d)", job["id"], worker, job["attempts"] + 1)
