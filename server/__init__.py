@@ -9,10 +9,18 @@ import secrets
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flask import Flask, current_app
 
 from .config import Settings, load_settings
+
+if TYPE_CHECKING:  # create_app imports them: `import server` stays light (no SQLAlchemy, no PIL)
+    from sqlalchemy.engine import Engine
+
+    from .catalog import Catalog
+    from .queue import JobQueue
+    from .storage import Storage
 
 __all__ = ["Settings", "create_app", "load_settings", "services"]
 
@@ -55,10 +63,10 @@ def secret_key(settings: Settings) -> str:
 class Services:
     """What the views share: the engine, the queue's verbs, the reads and the file store."""
 
-    engine: object
-    queue: object
-    catalog: object
-    storage: object
+    engine: "Engine"
+    queue: "JobQueue"
+    catalog: "Catalog"
+    storage: "Storage"
 
 
 def services() -> Services:

@@ -5,7 +5,6 @@ server/queue.py checks the lease in its WHERE clause and answers 409 when it is 
 """
 
 import json
-import time
 
 from flask import Blueprint, jsonify, request
 
@@ -14,6 +13,7 @@ from .api_jobs import json_body
 from .clock import iso
 from .errors import InvalidInput
 from .images import check_png
+from .queue import Upload
 from .serialize import job_json
 
 bp = Blueprint("api_worker", __name__, url_prefix="/api/v1/worker")
@@ -43,15 +43,7 @@ def claim():
         raise InvalidInput(
             f"wait must be from 0 to {defaults.CLAIM_MAX_WAIT_SECONDS} seconds", code="invalid_wait"
         )
-    queue = services().queue
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        claimed = queue.claim(worker, models, max_jobs)
-        remaining = deadline - time.monotonic()
-        if claimed or remaining <= 0:
-            break
-        with queue.job_submitted:
-            queue.job_submitted.wait(min(remaining, defaults.CLAIM_RECHECK_SECONDS))
+    claimed = services().queue.claim_waiting(worker, models, max_jobs, wait_seconds)
     if not claimed:
         return "", 204
     return jsonify({"jobs": [claimed_json(job) for job in claimed]})
@@ -107,35 +99,33 @@ def _read_upload(name: str) -> bytes:
     return upload.read()
 
 
-@bp.post("/jobs/<job_id>/result")
-def result(job_id):
-    lease = validation.lease_from(request.form)
-    queue, storage = services().queue, services().storage
-    already = queue.finished_state(job_id, lease)
-    if already is not None:
-        return jsonify(job_json(already, request.script_root))
-    job = services().catalog.get(job_id)
+def image_field(index: int) -> str:
+    """The form field of tile `index` in a result post (shared/API.md)."""
+    return f"image_{index}"
+
+
+def _upload_for(job: dict) -> Upload:
+    """The request's files and meta, checked against the job's grid (InvalidInput if not)."""
     tile_count = job["grid"] ** 2
-    expected = {"lease", "meta", "grid"} | {f"image_{i}" for i in range(tile_count)}
+    expected = {"lease", "meta", "grid"} | {image_field(i) for i in range(tile_count)}
     extra = sorted(set(request.files) - expected)
     if extra:
         raise InvalidInput(
-            f"unexpected file {extra[0]}: a grid of {job['grid']} takes image_0..image_"
-            f"{tile_count - 1}",
+            f"unexpected file {extra[0]}: a grid of {job['grid']} takes {image_field(0)}.."
+            f"{image_field(tile_count - 1)}",
             code="unexpected_image",
         )
     meta = _meta_from_form()
     grid_png = _read_upload("grid")
-    tile_pngs = [_read_upload(f"image_{i}") for i in range(tile_count)]
+    tile_pngs = [_read_upload(image_field(i)) for i in range(tile_count)]
     side = defaults.TILE_PIXELS
     sizes = [check_png(grid_png, "grid", side * job["grid"])]
-    sizes += [check_png(png, f"image_{i}", side) for i, png in enumerate(tile_pngs)]
-    files_dir, image_rows = storage.save_result(job, grid_png, tile_pngs, sizes)
-    try:
-        finished, changed = queue.finish(job_id, lease, files_dir, image_rows, meta)
-    except Exception:
-        storage.remove(files_dir)
-        raise
-    if not changed:
-        storage.remove(files_dir)
+    sizes += [check_png(png, image_field(i), side) for i, png in enumerate(tile_pngs)]
+    return Upload(grid_png, tile_pngs, sizes, meta)
+
+
+@bp.post("/jobs/<job_id>/result")
+def result(job_id):
+    lease = validation.lease_from(request.form)
+    finished = services().queue.post_result(job_id, lease, _upload_for, services().storage)
     return jsonify(job_json(finished, request.script_root))

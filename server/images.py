@@ -4,6 +4,8 @@ An upload is accepted only when it is a PNG that decodes completely at exactly t
 grid implies: the header is read before any pixels, so a decompression bomb is refused unread.
 Metadata goes into iTXt chunks inserted before the image data, without re-encoding the pixels, so
 every file a person downloads carries its prompt, seed, model and params (readable by any PNG tool).
+The worker writes those itself (minidalle.grid.image_text, with its dtype); the server keeps its
+text and adds only the grid or tile index, and the job's own facts where an upload lacks them.
 """
 
 import io
@@ -82,19 +84,29 @@ def _itxt(keyword: str, text: str) -> bytes:
     return _chunk(b"iTXt", payload)
 
 
-def with_metadata(data: bytes, metadata: dict[str, str]) -> bytes:
-    """The same PNG with our text chunks after IHDR and any text chunks it carried removed."""
+def text_keyword(chunk: bytes) -> str:
+    """The keyword of a whole tEXt, zTXt or iTXt chunk (each payload starts `keyword NUL`)."""
+    return chunk[8:].split(b"\0", 1)[0].decode("latin-1")
+
+
+def with_metadata(data: bytes, metadata: dict[str, str], missing: dict[str, str] | None = None):
+    """The same PNG with `metadata` as text chunks after IHDR, each replacing any text of the same
+    keyword, plus the items of `missing` whose keyword it has no text for; other text is kept."""
+    text_chunks = [chunk for kind, chunk in chunks(data) if kind in TEXT_CHUNK_TYPES]
+    carried = {text_keyword(chunk) for chunk in text_chunks} - set(metadata)
+    added = metadata | {key: value for key, value in (missing or {}).items() if key not in carried}
     output = [PNG_SIGNATURE]
     for kind, chunk in chunks(data):
-        if kind not in TEXT_CHUNK_TYPES:
+        if kind not in TEXT_CHUNK_TYPES or text_keyword(chunk) not in added:
             output.append(chunk)
         if kind == b"IHDR":
-            output.extend(_itxt(key, value) for key, value in metadata.items())
+            output.extend(_itxt(key, value) for key, value in added.items())
     return b"".join(output)
 
 
 def job_metadata(job: dict) -> dict[str, str]:
-    """The text every stored image of a job carries."""
+    """What a stored image says about its job when the worker's upload does not say it (a worker
+    stamps its PNGs with these fields and more, such as its dtype, and they are kept)."""
     params = {name: job[name] for name in ("temperature", "top_k", "top_p", "condition_scale")}
     return {
         "prompt": job["prompt"],

@@ -283,7 +283,7 @@ def manifest():
     body = {
         "name": "dalle-queue",
         "short_name": "dalle-queue",
-        "description": "Queue prompts for the GPU at home and browse the results.",
+        "description": "Queue prompts for your own image model at home and browse the results.",
         "start_url": url_for("pages.index"),
         "scope": url_for("pages.index"),
         "display": "standalone",

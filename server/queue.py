@@ -1,4 +1,5 @@
-"""The queue's verbs: submit, claim, heartbeat, finish, fail, expire, cancel, delete.
+"""The queue's verbs: submit, claim (and its long poll), heartbeat, finish (and the result post),
+fail, expire, cancel, delete.
 
 Each verb is one transaction built around one conditional UPDATE (or INSERT/DELETE) whose WHERE
 clause carries everything the verb depends on, the lease included, and the verb then checks that it
@@ -7,10 +8,14 @@ job impossible to claim twice, even with several server processes on one Postgre
 what turns a late or duplicate worker call into a 409 instead of an overwrite (shared/API.md).
 """
 
+import dataclasses
+import functools
 import json
 import logging
 import secrets
 import threading
+import time
+from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta
 
@@ -32,10 +37,10 @@ from sqlalchemy.engine import Engine
 
 from .clock import utcnow
 from .config import Settings
-from .defaults import EXPIRE_EVERY_SECONDS
+from .defaults import CLAIM_RECHECK_SECONDS, EXPIRE_EVERY_SECONDS
 from .errors import Conflict, NotFound, StaleLease
 from .models import JobStatus, images_table, jobs_table
-from .prepared import PreparedStatement, dbapi_transaction, list_params, list_values
+from .storage import Storage
 
 log = logging.getLogger(__name__)
 jobs = jobs_table
@@ -43,16 +48,15 @@ jobs = jobs_table
 ID_BYTES = 9  # 12 URL-safe characters
 LEASE_BYTES = 18
 
-# The columns submit writes, each a parameter of the prepared INSERT below.
+# The columns submit writes, each a parameter of the INSERT below.
 SUBMIT_COLUMNS = (
     "id", "prompt", "seed", "grid", "model", "temperature", "top_k", "top_p", "condition_scale",
     "status", "progress", "attempts", "parent_id", "created_at", "cancel_requested",
 )  # fmt: skip
 
-# Submit and claim run as prepared statements (server/prepared.py): built here once, compiled once
-# per engine, run on the DBAPI cursor. SQLAlchemy's per-call work cost more CPU than SQLite's own
-# work for one job (bench/bench_server.py). Lists (the models, the picked seqs) become one
-# parameter each, so a statement is built per list length: at most defaults.CLAIM_MAX_JOBS.
+# Submit and claim run on every request of the two busiest endpoints, so their statements are
+# built once here, with parameters, and SQLAlchemy's compiled cache keeps their SQL: each call
+# pays only for the cache lookup, not for building and compiling a statement (bench/bench_server.py).
 SUBMIT_STATEMENT = (
     insert(jobs)
     .values({name: bindparam(name, type_=jobs.c[name].type) for name in SUBMIT_COLUMNS})
@@ -61,8 +65,17 @@ SUBMIT_STATEMENT = (
 QUEUED_UP_TO = select(func.count().label("position")).where(
     jobs.c.status == JobStatus.QUEUED.value, jobs.c.seq <= bindparam("seq", type_=Integer())
 )
+def list_params(name: str, count: int, type_) -> list:
+    """Parameters name_0 .. name_{count-1}: a list bound item by item, so that a statement built
+    for one length keeps one SQL text (an expanding IN re-renders its SQL at every execution)."""
+    return [bindparam(f"{name}_{index}", type_=type_) for index in range(count)]
 
 
+def list_values(name: str, items: list) -> dict:
+    return {f"{name}_{index}": item for index, item in enumerate(items)}
+
+
+@functools.cache  # one per list length: at most defaults.CLAIM_MAX_JOBS of each
 def oldest_queued(model_count: int):
     """The oldest queued jobs for models model_0.., at most max_jobs of them (FOR UPDATE SKIP
     LOCKED on PostgreSQL; SQLite has one writer at a time and ignores it)."""
@@ -99,12 +112,14 @@ def claim_statement(picked):
     )
 
 
+@functools.cache
 def claim_oldest(model_count: int):
     """SQLite's claim: one statement, whose IN subquery SQLite evaluates once, under the write
     lock the UPDATE takes."""
     return claim_statement(jobs.c.seq.in_(oldest_queued(model_count).scalar_subquery()))
 
 
+@functools.cache
 def claim_seqs(seq_count: int):
     """PostgreSQL's claim of the rows oldest_queued locked: it may re-run a LIMIT subquery inside
     an UPDATE and then pick more rows than asked."""
@@ -113,6 +128,16 @@ def claim_seqs(seq_count: int):
 
 def new_job_id() -> str:
     return secrets.token_urlsafe(ID_BYTES)
+
+
+@dataclasses.dataclass(frozen=True)
+class Upload:
+    """A result's checked files and meta, as post_result stores them."""
+
+    grid_png: bytes
+    tile_pngs: list[bytes]
+    sizes: list[tuple[int, int]]  # (width, height) of the grid, then of each tile
+    meta: dict | None
 
 
 class JobQueue:
@@ -124,16 +149,13 @@ class JobQueue:
         self._last_expire: datetime | None = None
         # Long-polling claims wait on this; submit() wakes them (other processes are caught by the
         # pollers' periodic re-check).
-        self.job_submitted = threading.Condition()
+        self._job_submitted = threading.Condition()
         # SQLite has one writer at a time. Threads of this process queue on a lock, woken the
         # moment it is free, instead of polling in SQLite's busy handler, which sleeps up to
         # 100 ms between tries (that sleeping was most of the p99 under load in
         # bench/bench_server.py). Other processes still meet the busy timeout; PostgreSQL needs
         # neither.
         self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
-        self._submit = PreparedStatement(SUBMIT_STATEMENT, engine.dialect)
-        self._queued_up_to = PreparedStatement(QUEUED_UP_TO, engine.dialect)
-        self._prepared_from_key: dict[tuple, PreparedStatement] = {}  # (build, list length)
 
     @contextmanager
     def _transaction(self):
@@ -142,21 +164,6 @@ class JobQueue:
         wrote last, its page cache warm (db.py)."""
         with self._write_lock, self.engine.begin() as connection:
             yield connection
-
-    @contextmanager
-    def _cursor_transaction(self):
-        """_transaction for prepared statements: a DBAPI cursor instead of a Connection."""
-        with self._write_lock, dbapi_transaction(self.engine) as cursor:
-            yield cursor
-
-    def _prepared(self, build, list_length: int) -> PreparedStatement:
-        """build(list_length) compiled for this engine on first use (a race compiles it twice)."""
-        key = (build, list_length)
-        prepared = self._prepared_from_key.get(key)
-        if prepared is None:
-            prepared = PreparedStatement(build(list_length), self.engine.dialect)
-            self._prepared_from_key[key] = prepared
-        return prepared
 
     # -- people ---------------------------------------------------------------------------
     def submit(self, fields: dict, *, parent_id: str | None = None, now: datetime | None = None):
@@ -175,13 +182,12 @@ class JobQueue:
             created_at=now,
             cancel_requested=False,
         )
-        with self._cursor_transaction() as cursor:
-            (job,) = self._submit.run(cursor, values)
+        with self._transaction() as connection:
+            job = connection.execute(SUBMIT_STATEMENT, values).one()._asdict()
             # Counted in the same transaction, so the answer matches the queue the job joined.
-            (counted,) = self._queued_up_to.run(cursor, {"seq": job["seq"]})
-            job["position"] = counted["position"]
-        with self.job_submitted:
-            self.job_submitted.notify_all()
+            job["position"] = connection.execute(QUEUED_UP_TO, {"seq": job["seq"]}).scalar_one()
+        with self._job_submitted:
+            self._job_submitted.notify_all()
         log.info("job %s submitted (model %s, grid %d)", job["id"], job["model"], job["grid"])
         return job
 
@@ -237,21 +243,40 @@ class JobQueue:
             "claim_now": now,
         }
         pick_values = {**list_values("model", models), "max_jobs": max_jobs}
-        with self._cursor_transaction() as cursor:
+        with self._transaction() as connection:
             if self.engine.dialect.name == "sqlite":
-                claim = self._prepared(claim_oldest, len(models))
-                rows = claim.run(cursor, {**pick_values, **lease_values})
+                claim = claim_oldest(len(models))
+                rows = connection.execute(claim, {**pick_values, **lease_values}).all()
             else:
-                picked = self._prepared(oldest_queued, len(models)).run(cursor, pick_values)
-                if not picked:
+                seqs = connection.execute(oldest_queued(len(models)), pick_values).scalars().all()
+                if not seqs:
                     return []
-                seqs = [row["seq"] for row in picked]
-                claim = self._prepared(claim_seqs, len(seqs))
-                rows = claim.run(cursor, {**list_values("seq", seqs), **lease_values})
-        claimed = sorted(rows, key=lambda job: job["seq"])
+                claim = claim_seqs(len(seqs))
+                rows = connection.execute(claim, {**list_values("seq", seqs), **lease_values}).all()
+        claimed = sorted((row._asdict() for row in rows), key=lambda job: job["seq"])
         for job in claimed:
             log.info("job %s claimed by %s (attempt %d)", job["id"], worker, job["attempts"] + 1)
         return claimed
+
+    def claim_waiting(
+        self,
+        worker: str,
+        models: list[str],
+        max_jobs: int = 1,
+        wait_seconds: float = 0.0,
+        *,
+        now=None,
+    ) -> list[dict]:
+        """claim(), and while nothing is queued for these models, wait up to wait_seconds for a
+        submit (a long poll): a worker hears of a new job at once without polling."""
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            claimed = self.claim(worker, models, max_jobs, now=now)
+            remaining = deadline - time.monotonic()
+            if claimed or remaining <= 0:
+                return claimed
+            with self._job_submitted:
+                self._job_submitted.wait(min(remaining, CLAIM_RECHECK_SECONDS))
 
     def heartbeat(self, job_id: str, lease: str, progress: float, *, now=None) -> dict:
         """Record progress and extend the lease; returns the row (with cancel_requested)."""
@@ -309,17 +334,48 @@ class JobQueue:
         ).one_or_none()
         return None if row is None else row._asdict()
 
-    def finished_state(self, job_id: str, lease: str) -> dict | None:
-        """None while `lease` is the running job's current lease; the row when this lease already
-        finished the job (so a repeated result post changes nothing); NotFound/StaleLease otherwise.
+    def post_result(
+        self,
+        job_id: str,
+        lease: str,
+        read_upload: Callable[[dict], Upload],
+        storage: Storage,
+        *,
+        now=None,
+    ) -> dict:
+        """Store a running job's result and mark it done; returns the job's row.
+
+        A repeated post by the lease that finished the job changes nothing and its files are not
+        read; any other lease that is not current gets StaleLease. read_upload(job) checks the
+        request's files against the job (InvalidInput). They are written to a new folder before
+        the job points at it, and the folder is removed again when the job does not take it.
         """
+        job = self._job_for_result(job_id, lease)
+        if job["status"] == JobStatus.DONE.value:
+            return job
+        upload = read_upload(job)
+        files_dir, image_rows = storage.save_result(
+            job, upload.grid_png, upload.tile_pngs, upload.sizes
+        )
+        try:
+            finished, changed = self.finish(
+                job_id, lease, files_dir, image_rows, upload.meta, now=now
+            )
+        except Exception:
+            storage.remove(files_dir)
+            raise
+        if not changed:
+            storage.remove(files_dir)
+        return finished
+
+    def _job_for_result(self, job_id: str, lease: str) -> dict:
+        """The job's row while `lease` is its current lease or the one that finished it (done);
+        NotFound/StaleLease otherwise."""
         with self.engine.connect() as connection:
-            if connection.execute(select(jobs.c.seq).where(self._holds(job_id, lease))).first():
-                return None
-            done = self.finished_by(connection, job_id, lease)
-            if done is None:
-                self._raise_stale(connection, job_id)
-            return done
+            row = self._require(connection, job_id)
+        if row.lease != lease or row.status not in (JobStatus.RUNNING.value, JobStatus.DONE.value):
+            raise self._stale(job_id, row)
+        return row._asdict()
 
     def fail(self, job_id: str, lease: str, error: str, retryable: bool, *, now=None) -> dict:
         """End this attempt: back to queued when retryable and attempts remain, else failed."""
@@ -396,7 +452,10 @@ class JobQueue:
         return row
 
     def _raise_stale(self, connection, job_id: str):
-        current = self._require(connection, job_id)
-        raise StaleLease(
+        raise self._stale(job_id, self._require(connection, job_id))
+
+    @staticmethod
+    def _stale(job_id: str, current) -> StaleLease:
+        return StaleLease(
             f"that lease is not job {job_id}'s current lease (the job is {current.status})"
         )

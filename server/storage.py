@@ -37,7 +37,8 @@ class Storage:
         return path
 
     def save_result(self, job: dict, grid_png: bytes, tile_pngs: list[bytes], sizes) -> tuple:
-        """Write the stamped grid, tiles and thumbnail to a new folder.
+        """Write the grid and tiles, stamped with their index and the job, and a thumbnail to a new
+        folder.
 
         Returns (files_dir, image rows for the images table). `sizes` gives (width, height) of the
         grid and then of each tile, as checked by images.check_png.
@@ -55,10 +56,10 @@ class Storage:
                      height=size[1], byte_count=len(data))
             )
 
-        grid_stamped = with_metadata(grid_png, metadata | {"grid": str(job["grid"])})
+        grid_stamped = with_metadata(grid_png, {"grid": str(job["grid"])}, metadata)
         write(GRID_NAME, grid_stamped, "grid", sizes[0])
         for index, (tile_png, size) in enumerate(zip(tile_pngs, sizes[1:])):
-            stamped = with_metadata(tile_png, metadata | {"tile": str(index)})
+            stamped = with_metadata(tile_png, {"tile": str(index)}, metadata)
             write(tile_name(index), stamped, "tile", size, index)
         thumb, thumb_size = thumbnail(grid_png)
         write(THUMB_NAME, thumb, "thumb", thumb_size)

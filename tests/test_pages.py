@@ -486,6 +486,12 @@ def test_manifest_is_valid_with_real_icons(client):
     assert Image.open(io.BytesIO(touch.data)).size == (180, 180)
 
 
+def test_pages_name_no_device_a_worker_may_not_have(client):
+    """A worker may run on a CPU: the pages and the manifest never promise a GPU."""
+    for path in ("/", "/gallery", "/manifest.webmanifest"):
+        assert "GPU" not in client.get(path).get_data(as_text=True)
+
+
 def test_unknown_job_is_a_readable_404_page(client):
     response = client.get("/jobs/no-such-job")
     assert response.status_code == 404

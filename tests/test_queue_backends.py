@@ -3,7 +3,9 @@
 After huey's StorageTests: the same tests, parametrised by the `database_url` fixture.
 """
 
+import json
 import multiprocessing
+import threading
 from datetime import timedelta
 
 import pytest
@@ -13,8 +15,10 @@ from server.catalog import Catalog
 from server.clock import utcnow
 from server.config import Settings
 from server.errors import Conflict, NotFound, StaleLease
-from server.queue import JobQueue
+from server.queue import JobQueue, Upload
+from server.storage import Storage
 from server.validation import DEFAULT_PARAMS
+from tests.helpers import TILE, png_bytes
 
 PROCESS_COUNT = 4
 JOB_COUNT = 120
@@ -74,6 +78,38 @@ def test_fail_cancel_delete(queue):
     queue.delete(job["id"])
     with pytest.raises(NotFound):
         queue.delete(job["id"])
+
+
+def test_claim_waiting_wakes_for_a_submit_and_gives_up_after_its_wait(queue):
+    assert queue.claim_waiting("w", ["mini"], 1, wait_seconds=0.05) == []
+    submitter = threading.Timer(0.2, queue.submit, args=(fields(prompt="late"),))
+    submitter.start()
+    (claimed,) = queue.claim_waiting("w", ["mini"], 1, wait_seconds=10)
+    submitter.join()
+    assert claimed["prompt"] == "late" and claimed["status"] == "running"
+
+
+def test_post_result_checks_the_lease_before_reading_or_storing(queue, tmp_path):
+    storage = Storage(tmp_path)
+    job = queue.submit(fields())
+    (claimed,) = queue.claim("w", ["mini"], 1)
+
+    def unread(_job):
+        raise AssertionError("the upload was read")
+
+    with pytest.raises(StaleLease):
+        queue.post_result(job["id"], "someone else", unread, storage)
+    with pytest.raises(NotFound):
+        queue.post_result("no-such-job", claimed["lease"], unread, storage)
+    upload = Upload(png_bytes(TILE), [png_bytes(TILE)], [(TILE, TILE)] * 2, {"seconds": 1.5})
+    done = queue.post_result(job["id"], claimed["lease"], lambda _job: upload, storage)
+    assert done["status"] == "done" and json.loads(done["result_meta"]) == {"seconds": 1.5}
+    assert sorted(path.name for path in storage.folder(done["files_dir"]).iterdir()) == [
+        "grid.png", "thumb.webp", "tile_0.png",
+    ]  # fmt: skip
+    again = queue.post_result(job["id"], claimed["lease"], unread, storage)
+    assert again["files_dir"] == done["files_dir"]
+    assert [path.name for path in storage.root.iterdir()] == [done["files_dir"]]
 
 
 def test_search_and_pages(queue):

@@ -16,4 +16,5 @@ HEARTBEAT_MAX_SECONDS = 30.0
 
 TOKEN_PROGRESS_SHARE = 0.9  # of a job's progress bar; decoding the images is the rest
 PROMPT_LOG_CHARS = 40
+ERROR_MAX_CHARS = 2000  # of a failure's message: the most the server keeps (docs/api.md)
 ORPHAN_KEEP_SECONDS = 24 * 3600  # results whose lease was lost, kept in case the job comes back

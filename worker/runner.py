@@ -39,7 +39,6 @@ from .stopping import StopRequests
 
 log = logging.getLogger(__name__)
 
-ERROR_MAX_CHARS = 2000  # the server keeps this much of a failure's message
 STOP_CHECK_SECONDS = 0.05  # how often an idle worker looks for a stop request
 
 
@@ -72,7 +71,7 @@ def is_out_of_memory(error: BaseException) -> bool:
 
 
 def failure_text(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"[:ERROR_MAX_CHARS]
+    return f"{type(error).__name__}: {error}"[:defaults.ERROR_MAX_CHARS]
 
 
 class Worker:
