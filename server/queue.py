@@ -149,7 +149,7 @@ class JobQueue:
         self._last_expire: datetime | None = None
         # Long-polling claims wait on this; submit() wakes them (other processes are caught by the
         # pollers' periodic re-check).
-        self._job_submitted = threading.Condition()
+        self.job_submitted = threading.Condition()
         # SQLite has one writer at a time. Threads of this process queue on a lock, woken the
         # moment it is free, instead of polling in SQLite's busy handler, which sleeps up to
         # 100 ms between tries (that sleeping was most of the p99 under load in
@@ -186,8 +186,8 @@ class JobQueue:
             job = connection.execute(SUBMIT_STATEMENT, values).one()._asdict()
             # Counted in the same transaction, so the answer matches the queue the job joined.
             job["position"] = connection.execute(QUEUED_UP_TO, {"seq": job["seq"]}).scalar_one()
-        with self._job_submitted:
-            self._job_submitted.notify_all()
+        with self.job_submitted:
+            self.job_submitted.notify_all()
         log.info("job %s submitted (model %s, grid %d)", job["id"], job["model"], job["grid"])
         return job
 
@@ -275,8 +275,8 @@ class JobQueue:
             remaining = deadline - time.monotonic()
             if claimed or remaining <= 0:
                 return claimed
-            with self._job_submitted:
-                self._job_submitted.wait(min(remaining, CLAIM_RECHECK_SECONDS))
+            with self.job_submitted:
+                self.job_submitted.wait(min(remaining, CLAIM_RECHECK_SECONDS))
 
     def heartbeat(self, job_id: str, lease: str, progress: float, *, now=None) -> dict:
         """Record progress and extend the lease; returns the row (with cancel_requested)."""
