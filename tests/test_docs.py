@@ -5,7 +5,7 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from server.cli import main
+from dalleq.cli import main
 from server.config import Settings, env_name
 from tests.helpers import REPO
 

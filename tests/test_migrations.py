@@ -6,7 +6,7 @@ from datetime import datetime
 from click.testing import CliRunner
 
 from server import create_app, db
-from server.cli import main
+from dalleq.cli import main
 
 
 def old_database(path):

@@ -4,15 +4,47 @@ The first signal lets the current batch finish and upload; the second hands the 
 (fail, retryable) so another worker can start at once instead of waiting for them to expire.
 While the worker is idle its long poll runs on a thread of its own, so a signal ends the wait at
 once without cutting off a claim the server may be answering (runner.Worker.long_poll).
+
+Before that, while the model loads (and the CPU kernels compile), the worker holds nothing, so
+there is nothing to finish: `stops_at_once` turns the first signal into StoppedWhileLoading.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
+from collections.abc import Iterator
 
 log = logging.getLogger(__name__)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class StoppedWhileLoading(BaseException):
+    """A stop signal came before the worker claimed anything; the message names the signal.
+
+    A BaseException, like KeyboardInterrupt, so that no `except Exception` on the way swallows it.
+    """
+
+
+@contextlib.contextmanager
+def stops_at_once() -> Iterator[None]:
+    """Within it, SIGINT or SIGTERM raise StoppedWhileLoading in the main thread.
+
+    Python runs the handler between two bytecodes, so a long call into C (one XLA compilation,
+    one file read) finishes first; a compiler that subprocess.run waits for is killed on the way
+    out.
+    """
+    def interrupt(signum, _frame):
+        raise StoppedWhileLoading(signal.Signals(signum).name)
+
+    previous_handlers = {signum: signal.signal(signum, interrupt) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
 
 
 class StopRequests:
@@ -29,7 +61,7 @@ class StopRequests:
         return self.signal_count >= 2
 
     def install(self) -> None:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in STOP_SIGNALS:
             signal.signal(signum, self.handle)
 
     def request(self, reason: str = "asked to stop") -> None:
