@@ -90,16 +90,12 @@ def worker(server_url, token, model, dtype, max_batch, cache, model_name, name, 
 def run_worker(server_url, token, model, dtype, max_batch, cache, model_name, name, spool,
                once) -> int:
     from worker.runner import ModelInfo, Worker, WorkerOptions
-    from worker.stopping import StopRequests, StoppedWhileLoading, stops_at_once
+    from worker.stopping import StopRequests, stops_at_once
 
-    try:
-        with stops_at_once():  # nothing is claimed yet, so a stop has nothing to finish
-            log.info("loading the model %s (Ctrl-C stops at once: nothing is claimed until it "
-                     "is ready)", model)
-            folder, pipeline = load_model(model, cache, dtype)
-    except StoppedWhileLoading as signal_name:
-        log.warning("%s while loading the model: stopped (no job was claimed)", signal_name)
-        return 0
+    with stops_at_once("loading the model"):  # nothing is claimed yet: nothing to finish
+        log.info("loading the model %s (Ctrl-C stops at once: nothing is claimed until it is "
+                 "ready)", model)
+        folder, pipeline = load_model(model, cache, dtype)
     stop = StopRequests()
     stop.install()
     from minidalle.tiny import is_random_weights  # JAX: loaded by now

@@ -286,3 +286,36 @@ def test_serve_and_help_need_no_model_stack():
     assert lines[3] == "['minidalle', 'minidalle.weights']"
     assert lines[4].startswith("1 ") and "generating needs the model stack" in lines[4]
     assert ".[model]" in lines[4]
+
+
+def test_model_demo_is_written_on_first_use_and_generates(jax_cache_env, tmp_path):
+    from minidalle.tiny import is_random_weights
+
+    cache = tmp_path / "models"
+    result = dalleq("generate", "a red apple", "--model", "demo", "--cache", cache, "--grid", 1,
+                    "--seed", 3, "-o", tmp_path / "grid.png", env=jax_cache_env)
+    assert result.exit_code == 0, result.output
+    assert f"{cache / 'demo'} has RANDOM weights" in result.stderr
+    with Image.open(tmp_path / "grid.png") as grid:
+        assert grid.text["model"] == "demo"
+    folder = weights.resolve_model("demo", cache)
+    assert folder == cache / "demo" and is_random_weights(folder)
+    written = (folder / "config.json").stat().st_mtime_ns
+    assert weights.resolve_model("demo", cache) == folder  # kept, not written again
+    assert (folder / "config.json").stat().st_mtime_ns == written
+    assert sorted(path.name for path in cache.iterdir()) == ["demo"]  # no scratch folder left
+
+
+def test_the_worker_and_up_take_model_demo(tmp_path, monkeypatch):
+    """`up` runs the model it is given through run_up, which resolves it as generate does
+    (tests/test_up_browser.py runs the whole of it); unset, it is the demo."""
+    from dalleq import up
+    from dalleq.worker_command import advertised_name
+
+    assert advertised_name("demo", tmp_path / "models" / "demo") == "demo"
+    models = []
+    monkeypatch.setattr(up, "run_up", lambda settings, **options: models.append(options["model"]))
+    for model_args in (["--model", "demo"], []):
+        result = dalleq("up", *model_args, "--db", tmp_path / "q.db", "--data", tmp_path / "data")
+        assert result.exit_code == 0, result.output
+    assert models == ["demo", "demo"]

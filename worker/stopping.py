@@ -6,13 +6,14 @@ While the worker is idle its long poll runs on a thread of its own, so a signal 
 once without cutting off a claim the server may be answering (runner.Worker.long_poll).
 
 Before that, while the model loads (and the CPU kernels compile), the worker holds nothing, so
-there is nothing to finish: `stops_at_once` turns the first signal into StoppedWhileLoading.
+there is nothing to finish: within `stops_at_once` the first signal ends the process.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -21,25 +22,22 @@ log = logging.getLogger(__name__)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-class StoppedWhileLoading(BaseException):
-    """A stop signal came before the worker claimed anything; the message names the signal.
-
-    A BaseException, like KeyboardInterrupt, so that no `except Exception` on the way swallows it.
-    """
-
-
 @contextlib.contextmanager
-def stops_at_once() -> Iterator[None]:
-    """Within it, SIGINT or SIGTERM raise StoppedWhileLoading in the main thread.
+def stops_at_once(what: str) -> Iterator[None]:
+    """Within it, SIGINT or SIGTERM end the process at once, as that signal does by default.
 
-    Python runs the handler between two bytecodes, so a long call into C (one XLA compilation,
-    one file read) finishes first; a compiler that subprocess.run waits for is killed on the way
-    out.
+    For a worker that holds nothing yet (it is loading its model, or compiling kernels). The
+    handler does not raise: Python may run it inside JAX's C++ (an import, a compilation), and an
+    exception unwinding through there aborts the process. So it logs, then lets the signal take
+    its default course. A compiler already running finishes on its own.
     """
-    def interrupt(signum, _frame):
-        raise StoppedWhileLoading(signal.Signals(signum).name)
+    def stop_now(signum, _frame):
+        log.warning("%s while %s: stopping now (no job was claimed)",
+                    signal.Signals(signum).name, what)
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
 
-    previous_handlers = {signum: signal.signal(signum, interrupt) for signum in STOP_SIGNALS}
+    previous_handlers = {signum: signal.signal(signum, stop_now) for signum in STOP_SIGNALS}
     try:
         yield
     finally:
