@@ -18,8 +18,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from minidalle import weights
 from dalleq.cli import main
+from minidalle import weights
 from tests import test_docs
 from tests.helpers import REPO, TILE, free_port
 
@@ -231,8 +231,8 @@ def test_resolve_model_finds_fetched_models_and_folders(tmp_path, monkeypatch):
 
 
 def test_fetch_lays_out_the_files_the_loaders_read():
-    from minidalle import checkpoint, config, pipeline, text, tokenizer, vqgan
     from dalleq.model_commands import DTYPE_NAMES
+    from minidalle import checkpoint, config, pipeline, text, tokenizer, vqgan
 
     assert weights.CONFIG_FILE == config.CONFIG_FILE
     assert set(weights.DALLE_BART_FILES) == {

@@ -12,9 +12,9 @@ import pytest
 pytest.importorskip("jax")
 pytest.importorskip("tokenizers")
 
-from minidalle.tiny import tiny_config, write_tokenizer  # noqa: E402
-from minidalle.tokenizer import PromptTokenizer  # noqa: E402
-from tests.helpers import REPO  # noqa: E402
+from minidalle.tiny import tiny_config, write_tokenizer
+from minidalle.tokenizer import PromptTokenizer
+from tests.helpers import REPO
 
 
 @pytest.fixture(scope="module")
