@@ -8,7 +8,7 @@ pragmas (WAL, synchronous=FULL, so one fsync per commit).
 
 1. In-process: JobQueue.submit / JobQueue.claim vs a plain sqlite3 INSERT (plus the queue-position
    COUNT the API returns) / the same one-statement claim, one commit each. Target >= 0.5x.
-2. HTTP on 127.0.0.1: `python -m server serve` vs a minimal Flask app doing the raw sqlite3 work
+2. HTTP on 127.0.0.1: `python -m dalleq serve` vs a minimal Flask app doing the raw sqlite3 work
    (defined below), both under waitress with the same thread count, measured alternately for a
    few rounds; medians decide. Target >= 0.8x.
 3. Reads over --jobs rows, through the Flask test client (server time, no network): the listing's
@@ -329,7 +329,7 @@ def bench_http(folder: Path, request_count: int, round_count: int, client_count:
     try:
         servers["ours"] = ServerProcess(
             "ours",
-            [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", "0",
+            [sys.executable, "-m", "dalleq", "serve", "--host", "127.0.0.1", "--port", "0",
              "--threads", str(threads), "--db", str(ours_db), "--data", str(folder / "data"),
              "--worker-token", TOKEN],
             folder / "http-ours.log",

@@ -19,11 +19,17 @@ from pathlib import Path
 from .checkpoint import save_params
 from .config import CONFIG_FILE, DalleBartConfig
 from .random_weights import random_params, random_vqgan_params
-from .tokenizer import load_bpe
+from .tokenizer import TOKENIZER_FILE
 from .vqgan import VQGANConfig, save_vqgan
 
 RANDOM_WEIGHTS_MARKER = "RANDOM_WEIGHTS.txt"
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+# What transformers' BART tokenizer reads from tokenizer_config.json (the published file's keys).
+TOKENIZER_CONFIG = {
+    "tokenizer_class": "BartTokenizer", "add_prefix_space": False, "trim_offsets": True,
+    "errors": "replace", "bos_token": "<s>", "cls_token": "<s>", "eos_token": "</s>",
+    "sep_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>", "mask_token": "<mask>",
+}
 TOKENIZER_VOCAB_SIZE = 600
 
 TINY_VQGAN = VQGANConfig(ch=32, ch_mult=(1, 1, 1, 1, 1), num_res_blocks=1, z_channels=32,
@@ -58,15 +64,20 @@ def tiny_config(text_vocab_size: int) -> DalleBartConfig:
 def write_tokenizer(folder: Path) -> int:
     """Train the small BPE, save the published tokenizer file set; returns its vocabulary size."""
     from tokenizers import ByteLevelBPETokenizer
+    from tokenizers.processors import RobertaProcessing
 
     bpe = ByteLevelBPETokenizer()
     words = CORPUS.split()
     bpe.train_from_iterator([CORPUS] * 4 + words, vocab_size=TOKENIZER_VOCAB_SIZE,
                             min_frequency=2, special_tokens=SPECIAL_TOKENS, show_progress=False)
     bpe.save_model(str(folder))  # vocab.json, merges.txt
-    tokenizer = load_bpe(folder)  # BartTokenizerFast over them: adds <s> … </s>
-    tokenizer.save_pretrained(str(folder))  # + tokenizer.json, tokenizer_config.json, ...
-    return len(tokenizer)
+    # BART's post-processor: <s> … </s> around every text, as the published tokenizer.json has.
+    bpe.post_processor = RobertaProcessing(("</s>", bpe.token_to_id("</s>")),
+                                           ("<s>", bpe.token_to_id("<s>")), trim_offsets=True,
+                                           add_prefix_space=False)
+    bpe.save(str(folder / TOKENIZER_FILE))
+    (folder / "tokenizer_config.json").write_text(json.dumps(TOKENIZER_CONFIG, indent=2) + "\n")
+    return bpe.get_vocab_size()
 
 
 def write_tiny_checkpoint(folder: Path, seed: int = 0) -> Path:

@@ -10,8 +10,11 @@ word-frequency file (dalle-mini's own code reads it from mini's repo for mega to
 (`snapshot_download(local_dir=...)`), so there is nothing to move afterwards, a second fetch only
 checks what is already there, and a person without internet access can copy the same files by hand.
 
-Only `fetch` touches the network (STYLE 7); `resolve_model` reads the disk and nothing else. This
-module imports neither JAX nor huggingface_hub, so `dalleq` starts fast and `dalleq serve` runs on a
+The demo model (`--model demo`) is a tiny checkpoint with random weights (tiny.py), written into
+the cache by `resolve_model` the first time it is named: a few seconds, no download.
+
+Only `fetch` touches the network (STYLE 7); `resolve_model` reads the disk, and writes only the
+demo model. This module imports neither JAX nor huggingface_hub, so `dalleq` starts fast and `dalleq serve` runs on a
 machine without the model stack; the file names below are the hub's, and a test checks that they
 are the ones the loaders read.
 """
@@ -19,9 +22,14 @@ are the ones the loaders read.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 MODELS_ENV = "DALLEQ_MODELS"  # the cache root; each model is a folder in it named after the model
 VQGAN_SUBFOLDER = "vqgan"  # pipeline.VQGAN_SUBFOLDER
@@ -74,6 +82,8 @@ SOURCES_FROM_NAME = {
     "mega": model_sources("dalle-mini/dalle-mega"),
 }
 MODEL_NAMES = tuple(SOURCES_FROM_NAME)
+DEMO_MODEL_NAME = "demo"
+NAMED_MODELS = (*MODEL_NAMES, DEMO_MODEL_NAME)  # what --model takes besides a folder
 # fp32 weights + VQGAN + word frequencies (reference §7, "Weight files"), for the messages only.
 DOWNLOAD_GB_FROM_NAME = {"mini": 2.1, "mega": 10.8}
 
@@ -92,7 +102,7 @@ def model_folder(name: str, cache: Path | str | None = None) -> Path:
         raise WeightsError(
             f"unknown model {name!r}; the published ones are {', '.join(MODEL_NAMES)}"
         )
-    return (Path(cache).expanduser() if cache is not None else default_cache()) / name
+    return cache_root(cache) / name
 
 
 def missing_files(name: str, folder: Path) -> list[Path]:
@@ -105,11 +115,44 @@ def missing_files(name: str, folder: Path) -> list[Path]:
     ]
 
 
+def cache_root(cache: Path | str | None) -> Path:
+    return Path(cache).expanduser() if cache is not None else default_cache()
+
+
+def demo_model_folder(cache: Path | str | None = None) -> Path:
+    """The demo checkpoint in the cache, written on first use (imports JAX that once).
+
+    It is written beside its place and renamed into it, so a stop halfway leaves no half model.
+    """
+    folder = cache_root(cache) / DEMO_MODEL_NAME
+    if (folder / CONFIG_FILE).is_file():
+        return folder
+    from .tiny import write_tiny_checkpoint
+
+    log.info("writing the demo model (random weights) to %s", folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{DEMO_MODEL_NAME}-", dir=folder.parent))
+    try:
+        write_tiny_checkpoint(scratch)
+        if folder.is_dir() and not (folder / CONFIG_FILE).is_file():
+            shutil.rmtree(folder)  # what an older, interrupted writer left
+        os.replace(scratch, folder)
+    except OSError:
+        if not (folder / CONFIG_FILE).is_file():  # else another process wrote it first
+            raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return folder
+
+
 def resolve_model(name_or_dir: str | Path, cache: Path | str | None = None) -> Path:
-    """The folder to load for `--model`: mini/mega from the cache, else a folder with config.json.
+    """The folder to load for `--model`: mini/mega from the cache, the demo model (written on
+    first use), else a folder with config.json.
 
     Raises WeightsError saying what to run or fix when there is nothing loadable there.
     """
+    if str(name_or_dir) == DEMO_MODEL_NAME:
+        return demo_model_folder(cache)
     if str(name_or_dir) in SOURCES_FROM_NAME:
         name = str(name_or_dir)
         folder = model_folder(name, cache)

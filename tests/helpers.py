@@ -39,7 +39,7 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """`python -m server serve` on 127.0.0.1 and a free port, stopped by stop() or the fixture."""
+    """`python -m dalleq serve` on 127.0.0.1 and a free port, stopped by stop() or the fixture."""
 
     def __init__(self, tmp_path: Path, *, env=None, database_url=None, extra_args=()):
         self.tmp_path = tmp_path
@@ -54,7 +54,7 @@ class ServerProcess:
         port = free_port() if self.url is None else int(self.url.rsplit(":", 1)[1].strip("/"))
         self.log = open(self.log_path, "w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(port),
+            [sys.executable, "-m", "dalleq", "serve", "--host", "127.0.0.1", "--port", str(port),
              "--db", self.database_url, "--data", str(self.tmp_path / "data"), *self.extra_args],
             cwd=REPO, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
         )
@@ -90,13 +90,13 @@ class ServerProcess:
 
 
 class WorkerProcess:
-    """`python -m server worker` against a server, logging to a file; stopped by stop() or kill()."""
+    """`python -m dalleq worker` against a server, logging to a file; stopped by stop() or kill()."""
 
     def __init__(self, tmp_path: Path, server_url: str, token: str, model_dir: Path, *,
                  name="w1", model_name="tiny", extra_args=(), env=None):
         self.log_path = tmp_path / f"worker-{name}-{time.monotonic_ns()}.log"
         self.command = [
-            sys.executable, "-m", "server", "worker", "--server", server_url, "--model",
+            sys.executable, "-m", "dalleq", "worker", "--server", server_url, "--model",
             str(model_dir), "--model-name", model_name, "--name", name,
             "--spool", str(tmp_path / f"spool-{name}"), *extra_args,
         ]

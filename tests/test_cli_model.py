@@ -18,8 +18,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from dalleq.cli import main
 from minidalle import weights
-from server.cli import main
 from tests import test_docs
 from tests.helpers import REPO, TILE, free_port
 
@@ -79,8 +79,8 @@ def test_generate_writes_a_grid_png_with_its_metadata(two_runs, tiny_model):
     assert text["model"] == str(tiny_model) and text["dtype"] == "fp32"
     assert json.loads(text["params"]) == dataclasses.asdict(SamplingParams())
     assert f"wrote {out / 'grid_0.png'} (2x2, seed 3)" in results[0].stdout
-    assert "2x2 grid" in results[0].stderr  # the progress bar's label
     assert "RANDOM weights" in results[0].stderr
+    assert "2x2 grid" not in results[0].stderr  # no progress bar, not even its label, off a tty
 
 
 def test_generate_is_byte_identical_across_runs(two_runs):
@@ -168,12 +168,12 @@ def test_a_broken_model_folder_names_what_is_wrong(tiny_model, tmp_path):
 
 
 def fetch_in_a_fresh_process(cache, tmp_path, **env):
-    """`python -m server weights fetch mini` with the hub settings in env and no cached token."""
+    """`python -m dalleq weights fetch mini` with the hub settings in env and no cached token."""
     environ = {name: value for name, value in os.environ.items()
                if not name.startswith(("HF_", "HUGGING_FACE"))}
     environ.update(HF_HOME=str(tmp_path / "hf-home"), **env)
     return subprocess.run(
-        [sys.executable, "-m", "server", "weights", "fetch", "mini", "--cache", str(cache)],
+        [sys.executable, "-m", "dalleq", "weights", "fetch", "mini", "--cache", str(cache)],
         cwd=REPO, env=environ, capture_output=True, text=True, timeout=120, check=False,
     )
 
@@ -231,8 +231,8 @@ def test_resolve_model_finds_fetched_models_and_folders(tmp_path, monkeypatch):
 
 
 def test_fetch_lays_out_the_files_the_loaders_read():
+    from dalleq.model_commands import DTYPE_NAMES
     from minidalle import checkpoint, config, pipeline, text, tokenizer, vqgan
-    from minidalle.cli import DTYPE_NAMES
 
     assert weights.CONFIG_FILE == config.CONFIG_FILE
     assert set(weights.DALLE_BART_FILES) == {
@@ -269,7 +269,7 @@ def test_serve_and_help_need_no_model_stack():
         "for name in ('jax', 'flax', 'huggingface_hub', 'transformers'):\n"
         "    sys.modules[name] = None\n"
         "from click.testing import CliRunner\n"
-        "from server.cli import main\n"
+        "from dalleq.cli import main\n"
         "for args in (['--help'], ['serve', '--help'], ['generate', '--help'], 'modules',\n"
         "             ['generate', 'a red apple']):\n"
         "    if args == 'modules':\n"
@@ -283,6 +283,39 @@ def test_serve_and_help_need_no_model_stack():
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert [line.split(" ", 1)[0] for line in lines[:3]] == ["0", "0", "0"]
-    assert lines[3] == "['minidalle', 'minidalle.cli', 'minidalle.weights']"
+    assert lines[3] == "['minidalle', 'minidalle.weights']"
     assert lines[4].startswith("1 ") and "generating needs the model stack" in lines[4]
     assert ".[model]" in lines[4]
+
+
+def test_model_demo_is_written_on_first_use_and_generates(jax_cache_env, tmp_path):
+    from minidalle.tiny import is_random_weights
+
+    cache = tmp_path / "models"
+    result = dalleq("generate", "a red apple", "--model", "demo", "--cache", cache, "--grid", 1,
+                    "--seed", 3, "-o", tmp_path / "grid.png", env=jax_cache_env)
+    assert result.exit_code == 0, result.output
+    assert f"{cache / 'demo'} has RANDOM weights" in result.stderr
+    with Image.open(tmp_path / "grid.png") as grid:
+        assert grid.text["model"] == "demo"
+    folder = weights.resolve_model("demo", cache)
+    assert folder == cache / "demo" and is_random_weights(folder)
+    written = (folder / "config.json").stat().st_mtime_ns
+    assert weights.resolve_model("demo", cache) == folder  # kept, not written again
+    assert (folder / "config.json").stat().st_mtime_ns == written
+    assert sorted(path.name for path in cache.iterdir()) == ["demo"]  # no scratch folder left
+
+
+def test_the_worker_and_up_take_model_demo(tmp_path, monkeypatch):
+    """`up` runs the model it is given through run_up, which resolves it as generate does
+    (tests/test_up_browser.py runs the whole of it); unset, it is the demo."""
+    from dalleq import up
+    from dalleq.worker_command import advertised_name
+
+    assert advertised_name("demo", tmp_path / "models" / "demo") == "demo"
+    models = []
+    monkeypatch.setattr(up, "run_up", lambda settings, **options: models.append(options["model"]))
+    for model_args in (["--model", "demo"], []):
+        result = dalleq("up", *model_args, "--db", tmp_path / "q.db", "--data", tmp_path / "data")
+        assert result.exit_code == 0, result.output
+    assert models == ["demo", "demo"]

@@ -3,7 +3,7 @@
 import pytest
 from click.testing import CliRunner
 
-from server.cli import main
+from dalleq.cli import main
 from server.config import Settings, env_name
 from tests.helpers import REPO
 

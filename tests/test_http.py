@@ -74,7 +74,7 @@ def test_serve_binds_loopback_and_prints_the_url(live_server):
 
 def test_a_bad_setting_stops_the_server_with_a_clear_message(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "server", "serve", "--port", "0", "--db", str(tmp_path / "q.db")],
+        [sys.executable, "-m", "dalleq", "serve", "--port", "0", "--db", str(tmp_path / "q.db")],
         cwd=REPO, env={"DALLEQ_LEASE_SECONDS": "1", "PATH": "/usr/bin:/bin"},
         capture_output=True, text=True, timeout=60,
     )

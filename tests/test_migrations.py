@@ -5,8 +5,8 @@ from datetime import datetime
 
 from click.testing import CliRunner
 
+from dalleq.cli import main
 from server import create_app, db
-from server.cli import main
 
 
 def old_database(path):

@@ -41,7 +41,7 @@ def up_server(tmp_path, jax_cache_dir):
            "PYTHONUNBUFFERED": "1"}
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "server", "up", "--port", "0", "--db",
+            [sys.executable, "-m", "dalleq", "up", "--port", "0", "--db",
              str(tmp_path / "queue.db"), "--data", str(tmp_path / "data")],
             cwd=REPO, env={**os.environ, **env}, stdout=log,
             stderr=subprocess.STDOUT)

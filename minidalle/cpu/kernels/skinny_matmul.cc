@@ -6,7 +6,7 @@
 // so the whole image is bounded by how fast the weights stream in.
 //
 // How: the weights are packed once, at load time, into panels of kPanel output columns,
-// [P, K, kPanel] row-major (minidalle/cpu_matmul.py), so each panel is one contiguous stream.
+// [P, K, kPanel] row-major (minidalle/cpu/matmul.py), so each panel is one contiguous stream.
 // While k runs, 12 AVX2 accumulators hold the outputs of one pass: 4 rows × 24 columns (half a
 // panel) for every four rows, then 2 rows × 48 for a remaining pair (one image's two rows), then
 // a single row. Built for AVX-512 (cpu_kernels picks the flags), 24 of its 32 registers hold
@@ -39,7 +39,7 @@ inline void Load16(const float* p, __m256& low, __m256& high) {
   low = _mm256_loadu_ps(p);
   high = _mm256_loadu_ps(p + 8);
 }
-// bf16 panels are packed interleaved (cpu_matmul.pack): 32-bit word i holds column i in its low
+// bf16 panels are packed interleaved (matmul.pack): 32-bit word i holds column i in its low
 // half and column 8 + i in its high half. bf16 is the top half of an fp32, so one load gives
 // both vectors with a shift and a mask, and no shuffles.
 inline void Load16(const uint16_t* p, __m256& low, __m256& high) {

@@ -1,19 +1,23 @@
 """`dalleq worker`: the GPU box's side of the queue (shared/API.md, "For workers").
 
-server/cli.py registers the command. The model stack (JAX) is imported only when it runs.
+The model stack (JAX) is imported only when it runs.
 """
 
 from __future__ import annotations
 
+import logging
 import socket
 from pathlib import Path
 
 import click
 
 from minidalle import weights as hub
-from minidalle.cli import DTYPE_NAMES, cache_option
+from worker import defaults
 
-from . import defaults
+from .logs import configure_logging
+from .model_commands import DTYPE_NAMES, cache_option, load_pipeline
+
+log = logging.getLogger(__name__)
 
 SPOOL_ENV = "DALLEQ_SPOOL_DIR"
 
@@ -23,8 +27,8 @@ def default_spool_dir(worker_name: str) -> Path:
 
 
 def advertised_name(model: str, folder: Path) -> str:
-    """mini/mega keep their name; a model folder is known by the folder's name."""
-    return model if model in hub.MODEL_NAMES else folder.resolve().name
+    """mini/mega/demo keep their name; a model folder is known by the folder's name."""
+    return model if model in hub.NAMED_MODELS else folder.resolve().name
 
 
 def device_description() -> str:
@@ -78,8 +82,6 @@ def worker(server_url, token, model, dtype, max_batch, cache, model_name, name, 
     Runs until Ctrl-C or SIGTERM: the first lets the current batch finish, a second hands the
     leases back. Results that cannot be uploaded wait in the spool folder and are posted later.
     """
-    from server.cli import configure_logging
-
     configure_logging()
     raise SystemExit(run_worker(server_url, token, model, dtype, max_batch, cache, model_name,
                                 name, spool, once))
@@ -87,19 +89,17 @@ def worker(server_url, token, model, dtype, max_batch, cache, model_name, name, 
 
 def run_worker(server_url, token, model, dtype, max_batch, cache, model_name, name, spool,
                once) -> int:
-    from minidalle.cli import load_pipeline
-    from minidalle.tiny import is_random_weights
+    from worker.runner import ModelInfo, Worker, WorkerOptions
+    from worker.stopping import StopRequests, stops_at_once
 
-    from .runner import ModelInfo, Worker, WorkerOptions
-    from .stopping import StopRequests
-
+    with stops_at_once("loading the model"):  # nothing is claimed yet: nothing to finish
+        log.info("loading the model %s (Ctrl-C stops at once: nothing is claimed until it is "
+                 "ready)", model)
+        folder, pipeline = load_model(model, cache, dtype)
     stop = StopRequests()
-    stop.install()  # before loading: a Ctrl-C while loading stops at once, holding nothing
-    try:
-        folder = hub.resolve_model(model, cache)
-    except hub.WeightsError as error:
-        raise click.ClickException(str(error)) from None
-    pipeline = load_pipeline(model, None, cache, dtype)
+    stop.install()
+    from minidalle.tiny import is_random_weights  # JAX: loaded by now
+
     label = advertised_name(model, folder)
     options = WorkerOptions(server_url=server_url, token=token, name=name,
                             model_name=model_name or label,
@@ -108,3 +108,12 @@ def run_worker(server_url, token, model, dtype, max_batch, cache, model_name, na
     info = ModelInfo(label=label, dtype=dtype, device=device_description(),
                      is_random_weights=is_random_weights(folder))
     return Worker(options, pipeline, info, stop=stop).run()
+
+
+def load_model(model: str, cache: Path | None, dtype: str):
+    """(folder, Pipeline) for --model, every failure told as one line (load_pipeline's)."""
+    try:
+        folder = hub.resolve_model(model, cache)
+    except hub.WeightsError as error:
+        raise click.ClickException(str(error)) from None
+    return folder, load_pipeline(str(folder), None, cache, dtype)

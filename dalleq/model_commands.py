@@ -1,27 +1,26 @@
 """`dalleq weights` and `dalleq generate`: the model from the command line, without the queue.
 
-server/cli.py registers these on the `dalleq` group. At import this module needs only click and
-JAX-free modules; JAX and the pipeline are imported inside the commands, so `dalleq serve` and
-`dalleq --help` run on a machine without the model stack (STYLE 7). The limits (grid size, seed
-and knob ranges) are the queue's (server/defaults.py), so anything made here could have been a
-job, and its PNGs carry the text a job's do (prompt, seed, model, params: server/images.py
-`job_metadata`) plus the dtype. The sampling defaults are pipeline.SamplingParams's and are
-written nowhere else.
+At import this module needs only click and JAX-free modules; JAX and the pipeline are imported
+inside the commands, so `dalleq serve` and `dalleq --help` run on a machine without the model
+stack (STYLE 7). The limits (grid size, seed and knob ranges) are the queue's (server/defaults.py),
+so anything made here could have been a job, and its PNGs carry the text a job's do
+(minidalle.grid.image_text) plus the dtype. The sampling defaults are pipeline.SamplingParams's
+and are written nowhere else.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import secrets
-import sys
 import time
 from pathlib import Path
 
 import click
 
+from minidalle import weights as hub
 from server import defaults
 
-from . import weights as hub
+from .progress import progress_callback
 
 DTYPE_NAMES = ("fp32", "bf16", "fp16")  # config.DTYPE_FROM_NAME's short names (config needs JAX)
 MODEL_STACK_HINT = "install the model stack: python3 -m pip install -e '.[model]'"
@@ -30,7 +29,7 @@ RANDOM_WEIGHTS_NOTE = "its images are noise-like patterns, not pictures of the p
 
 def sampling_defaults():
     """pipeline.SamplingParams() (imports JAX)."""
-    from .pipeline import SamplingParams
+    from minidalle.pipeline import SamplingParams
 
     return SamplingParams()
 
@@ -110,7 +109,7 @@ def weights_tiny(folder, seed):
     It loads and generates in seconds on a CPU, for tests and demos.
     """
     try:
-        from .tiny import write_tiny_checkpoint
+        from minidalle.tiny import write_tiny_checkpoint
     except ImportError as error:
         raise click.ClickException(f"{error}; {MODEL_STACK_HINT}") from None
     write_tiny_checkpoint(folder, seed)
@@ -155,7 +154,7 @@ def generate(prompt, model_name, vqgan, cache, seed, grid_side, output, tiles_di
     The PNGs carry the prompt, seed, model and knobs as text, like the queue's.
     """
     try:
-        from .pipeline import SamplingParams
+        from minidalle.pipeline import SamplingParams
     except ImportError as error:
         raise click.ClickException(
             f"generating needs the model stack ({error}); {MODEL_STACK_HINT}"
@@ -169,15 +168,13 @@ def generate(prompt, model_name, vqgan, cache, seed, grid_side, output, tiles_di
     pipeline = load_pipeline(model_name, vqgan, cache, dtype)
     loaded_seconds = time.perf_counter()
     tile_count = grid_side * grid_side
-    with click.progressbar(length=pipeline.config.image_length, file=sys.stderr,
-                           label=f"{grid_side}x{grid_side} grid") as bar:
-        images = pipeline.generate(
-            prompt, seed, tile_count, **dataclasses.asdict(params),
-            on_progress=lambda steps_done, _steps_total: bar.update(steps_done - bar.pos),
-        )
+    with progress_callback(pipeline.config.image_length,
+                           f"{grid_side}x{grid_side} grid") as on_progress:
+        images = pipeline.generate(prompt, seed, tile_count, **dataclasses.asdict(params),
+                                   on_progress=on_progress)
     generated_seconds = time.perf_counter()
 
-    from .grid import image_text
+    from minidalle.grid import image_text
 
     metadata = image_text(prompt, seed, model_name, dataclasses.asdict(params), dtype)
     write_images(images, metadata, output, tiles_dir)
@@ -191,8 +188,8 @@ def generate(prompt, model_name, vqgan, cache, seed, grid_side, output, tiles_di
 
 def load_pipeline(model_name: str, vqgan: Path | None, cache: Path | None, dtype: str):
     """Pipeline.load for --model/--vqgan, with every way it can fail told as one line."""
-    from .pipeline import Pipeline
-    from .tiny import is_random_weights
+    from minidalle.pipeline import Pipeline
+    from minidalle.tiny import is_random_weights
 
     try:
         model_dir = hub.resolve_model(model_name, cache)
@@ -208,7 +205,7 @@ def load_pipeline(model_name: str, vqgan: Path | None, cache: Path | None, dtype
 
 def write_images(images, metadata: dict, output: Path, tiles_dir: Path | None) -> None:
     """The grid to output and, with tiles_dir, tile_<i>.png there; every PNG carries metadata."""
-    from .grid import make_grid, png_bytes
+    from minidalle.grid import make_grid, png_bytes
 
     try:
         write_png(output, png_bytes(make_grid(images), metadata))

@@ -1,16 +1,12 @@
-"""`dalleq`: the one command (STYLE 28). Every option has a DALLEQ_* twin; --help is the reference."""
-
-import functools
-import logging
-import sys
+"""`dalleq serve` and `dalleq db`: the queue server and its database, and the settings flags
+they share with `dalleq up` (STYLE 19: defaults, then DALLEQ_* env, then flags)."""
 
 import click
 
-from minidalle import cli as model_commands
-from worker import cli as worker_commands
+from server import defaults
+from server.errors import ConfigError
 
-from . import defaults
-from .errors import ConfigError, StartupError
+from .logs import configure_logging
 
 
 def database_url(value: str | None) -> str | None:
@@ -68,7 +64,8 @@ def listen_options(command):
 
 
 def build_settings(db, data, worker_token, password, lease_seconds, max_attempts, max_upload_mb):
-    from .config import load_settings
+    """The server's Settings from the flags; a setting out of range is a usage error."""
+    from server.config import load_settings
 
     try:
         return load_settings(
@@ -84,43 +81,18 @@ def build_settings(db, data, worker_token, password, lease_seconds, max_attempts
         raise click.UsageError(str(error)) from None
 
 
-def configure_logging(level=logging.INFO) -> None:
-    """One line per event to stderr. Our format never shows the caller's file, thread or process,
-    so logging is told not to collect them (the logging HOWTO's "Optimization" switches): that
-    was a tenth of the server's CPU per request under load (bench/bench_server.py).
-    """
-    logging._srcfile = None
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # a line per plugin
-    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU" on every start
-
-
-HELP_WIDTH = 100
-
-
-@click.group(context_settings={"max_content_width": HELP_WIDTH})
-@click.version_option(package_name="dalle-queue")
-def main():
-    """dalle-queue: a phone-first prompt queue for a home GPU."""
-
-
-@main.command()
+@click.command()
 @listen_options
 @settings_options
 def serve(host, port, threads, **settings_flags):
     """Run the queue server under a production WSGI server (waitress)."""
-    from .serving import run_server
+    from server.serving import run_server
 
     configure_logging()
     run_server(build_settings(**settings_flags), host=host, port=port, threads=threads)
 
 
-@main.group()
+@click.group()
 def db():
     """Database maintenance."""
 
@@ -129,7 +101,7 @@ def db():
 @settings_options
 def db_upgrade(**settings_flags):
     """Migrate the database to the current schema, keeping every job."""
-    from . import db as database
+    from server import db as database
 
     settings = build_settings(**settings_flags)
     engine = database.make_engine(settings.database_url)
@@ -141,41 +113,7 @@ def db_upgrade(**settings_flags):
 @click.argument("path", type=click.Path(dir_okay=False), default="queue.db.example")
 def db_example(path):
     """Write PATH (default queue.db.example): the current schema with a few example jobs."""
-    from .example_db import write_example
+    from server.example_db import write_example
 
     write_example(path)
     click.echo(f"wrote {path}")
-
-
-@main.command()
-@listen_options
-@settings_options
-@functools.partial(worker_commands.worker_options, model_default=None,
-                   model_help=" Unset: the demo model (random weights, written on first use).")
-def up(host, port, threads, model, dtype, max_batch, cache, **settings_flags):
-    """Run the server and a worker on this machine: the whole loop in one command.
-
-    The worker runs as a child process and is restarted if it dies. A worker token is made
-    and kept in the data folder unless one is given.
-    """
-    from minidalle.weights import WeightsError
-
-    from .up import run_up
-
-    configure_logging()
-    try:
-        run_up(build_settings(**settings_flags), host=host, port=port, threads=threads,
-               model=model, dtype=dtype, max_batch=max_batch, cache=cache)
-    except (WeightsError, StartupError) as error:
-        raise click.ClickException(str(error)) from None
-
-
-# `weights`, `generate` and `worker` import JAX only when they run, so `serve` works without the
-# model stack.
-main.add_command(model_commands.weights)
-main.add_command(model_commands.generate)
-main.add_command(worker_commands.worker)
-
-
-if __name__ == "__main__":
-    main()

@@ -5,12 +5,13 @@ model crash or an out-of-memory kill never takes the queue down: the child is re
 backoff and its job's lease simply expires. The child gets its own session, so a Ctrl-C in the
 terminal reaches only us, and we send it exactly one SIGTERM: it finishes its batch, then exits.
 
-With no model given, the worker runs the demo checkpoint: a tiny model with random weights,
-written once by `dalleq weights tiny` into the models cache, and every page says so.
+With no model given, the worker runs the demo checkpoint (`--model demo`: a tiny model with
+random weights, written on first use into the models cache), and every page says so.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
@@ -20,12 +21,18 @@ import sys
 import threading
 from pathlib import Path
 
-from .config import Settings
-from .errors import StartupError
+import click
+
+from minidalle import weights as hub
+from server.config import Settings
+from server.errors import StartupError
+
+from .logs import configure_logging
+from .server_commands import build_settings, listen_options, settings_options
+from .worker_command import advertised_name, worker_options
 
 log = logging.getLogger(__name__)
 
-DEMO_MODEL_NAME = "demo"
 DEMO_NOTICE = ("Demo model with random weights: its images are noise, not pictures of your "
                "prompt. See the README for real weights.")
 TOKEN_FILE = ".worker_token"
@@ -48,21 +55,9 @@ def worker_token(settings: Settings) -> str:
     return token
 
 
-def demo_model_folder(cache: Path | None) -> Path:
-    """The demo checkpoint, written on first use (a few seconds, no download)."""
-    from minidalle import weights as hub
-    from minidalle.tiny import write_tiny_checkpoint
-
-    folder = (Path(cache) if cache else hub.default_cache()) / DEMO_MODEL_NAME
-    if not (folder / "config.json").is_file():
-        log.info("writing the demo model (random weights) to %s", folder)
-        write_tiny_checkpoint(folder)
-    return folder
-
-
 def client_host(host: str) -> str:
     """Where a worker on this machine reaches a server bound to `host`."""
-    from .serving import url_host
+    from server.serving import url_host
 
     return "127.0.0.1" if host in ("", "0.0.0.0", "::") else url_host(host)
 
@@ -71,7 +66,7 @@ class WorkerProcess:
     """Runs `dalleq worker` as a child and restarts it when it dies, until stop()."""
 
     def __init__(self, arguments: list[str], token: str):
-        self.command = [sys.executable, "-m", "server", "worker", *arguments]
+        self.command = [sys.executable, "-m", "dalleq", "worker", *arguments]
         self.env = dict(os.environ, DALLEQ_WORKER_TOKEN=token)
         self.process: subprocess.Popen | None = None
         self.stopping = threading.Event()
@@ -108,17 +103,31 @@ class WorkerProcess:
             wait_seconds = min(RESTART_MAX_SECONDS, wait_seconds * 2)
 
 
-def run_up(settings: Settings, *, host: str, port: int, threads: int, model: str | None,
-           dtype: str, max_batch: int, cache: Path | None) -> None:
-    from minidalle import weights as hub
+@click.command()
+@listen_options
+@settings_options
+@functools.partial(worker_options, model_default=None,
+                   model_help=" Unset: the demo model (random weights, written on first use).")
+def up(host, port, threads, model, dtype, max_batch, cache, **settings_flags):
+    """Run the server and a worker on this machine: the whole loop in one command.
 
-    from .serving import announce, make_server, run_until_stopped
+    The worker runs as a child process and is restarted if it dies. A worker token is made
+    and kept in the data folder unless one is given.
+    """
+    configure_logging()
+    try:
+        run_up(build_settings(**settings_flags), host=host, port=port, threads=threads,
+               model=model or hub.DEMO_MODEL_NAME, dtype=dtype, max_batch=max_batch, cache=cache)
+    except (hub.WeightsError, StartupError) as error:
+        raise click.ClickException(str(error)) from None
 
-    if model is None:
-        folder, model_name = demo_model_folder(cache), DEMO_MODEL_NAME
-    else:
-        folder = hub.resolve_model(model, cache)
-        model_name = model if model in hub.MODEL_NAMES else folder.resolve().name
+
+def run_up(settings: Settings, *, host: str, port: int, threads: int, model: str, dtype: str,
+           max_batch: int, cache: Path | None) -> None:
+    from server.serving import announce, make_server, run_until_stopped
+
+    folder = hub.resolve_model(model, cache)
+    model_name = advertised_name(model, folder)
     settings_token_given = bool(settings.worker_token)
     token = worker_token(settings)
     settings = settings.replace(worker_token=token, default_model=model_name)
@@ -126,7 +135,7 @@ def run_up(settings: Settings, *, host: str, port: int, threads: int, model: str
         app, server = make_server(settings, host=host, port=port, threads=threads)
     except OSError as error:
         raise StartupError(f"could not listen on {host}:{port}: {error.strerror or error}") from None
-    if model is None:
+    if model == hub.DEMO_MODEL_NAME:
         app.config["DALLEQ_NOTICE"] = DEMO_NOTICE
     url = f"http://{client_host(host)}:{server.effective_port}"
     worker = WorkerProcess(["--server", url, "--model", str(folder), "--model-name", model_name,

@@ -1,0 +1,5 @@
+"""`python -m dalleq` is `dalleq`."""
+
+from .cli import main
+
+main()

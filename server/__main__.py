@@ -1,5 +1,0 @@
-"""`python -m server` is `dalleq`."""
-
-from .cli import main
-
-main()
