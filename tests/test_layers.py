@@ -42,6 +42,8 @@ def copy_of_the_tree(folder: Path) -> Path:
     ("minidalle/grid.py", "import server.defaults", "minidalle stands alone"),
     ("worker/jobs.py", "from server import defaults", "the worker talks to the server over HTTP"),
     ("server/files.py", "import jax", "the server runs without the model stack"),
+    ("minidalle/blocks.py", "from minidalle.cpu import matmul",
+     "the CPU kernels plug in behind the backend seam alone"),
 ])
 def test_a_planted_import_breaks_its_contract(tmp_path, module, planted, contract):
     root = copy_of_the_tree(tmp_path)
