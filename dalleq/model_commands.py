@@ -19,6 +19,7 @@ import click
 
 from minidalle import weights as hub
 from server import defaults
+from server.storage import tile_name
 
 from .progress import progress_callback
 
@@ -210,7 +211,7 @@ def write_images(images, metadata: dict, output: Path, tiles_dir: Path | None) -
     try:
         write_png(output, png_bytes(make_grid(images), metadata))
         for index, image in enumerate(images if tiles_dir is not None else []):
-            write_png(tiles_dir / f"tile_{index}.png", png_bytes(image, metadata))
+            write_png(tiles_dir / tile_name(index), png_bytes(image, metadata))
     except OSError as error:
         raise click.ClickException(f"could not write the images: {error}") from None
 

@@ -112,13 +112,12 @@ def page_context():
 # -- submit and the live queue ----------------------------------------------------------------
 def form_defaults() -> dict:
     """The submit form's starting values: shared/API.md's defaults as the inputs show them."""
+    params = validation.DEFAULT_PARAMS
     return {
         "grid": defaults.GRID_DEFAULT,
         "model": settings().default_model,
-        "temperature": defaults.TEMPERATURE_DEFAULT,
-        "top_k": defaults.TOP_K_DEFAULT,
-        "top_p": "" if defaults.TOP_P_DEFAULT is None else defaults.TOP_P_DEFAULT,
-        "condition_scale": defaults.CONDITION_SCALE_DEFAULT,
+        **params,
+        "top_p": "" if params["top_p"] is None else params["top_p"],
         "seed": "",
         "prompt": "",
     }

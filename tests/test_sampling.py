@@ -90,3 +90,14 @@ def test_draw_follows_the_distribution():
         logits, key[None], jnp.ones(1), jnp.zeros(1, jnp.int32), jnp.ones(1), 3)[0])
     counts = np.bincount(np.asarray(draw(keys)), minlength=3) / 4000
     np.testing.assert_allclose(counts, [0.6, 0.3, 0.1], atol=0.03)
+
+
+def test_the_queues_defaults_are_the_pipelines():
+    """The API's defaults (server/defaults.py, shared/API.md) and SamplingParams (the reference
+    notebook's) live in layers that may not import each other; they must stay the same."""
+    import dataclasses
+
+    from minidalle.pipeline import SamplingParams
+    from server.validation import DEFAULT_PARAMS
+
+    assert DEFAULT_PARAMS == dataclasses.asdict(SamplingParams())
