@@ -9,7 +9,6 @@ what turns a late or duplicate worker call into a 409 instead of an overwrite (s
 """
 
 import dataclasses
-import functools
 import json
 import logging
 import secrets
@@ -20,11 +19,7 @@ from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta
 
 from sqlalchemy import (
-    DateTime,
-    Integer,
-    String,
     and_,
-    bindparam,
     case,
     delete,
     func,
@@ -40,6 +35,14 @@ from .config import Settings
 from .defaults import CLAIM_RECHECK_SECONDS, EXPIRE_EVERY_SECONDS
 from .errors import Conflict, NotFound, StaleLease
 from .models import JobStatus, images_table, jobs_table
+from .statements import (
+    QUEUED_UP_TO,
+    SUBMIT_STATEMENT,
+    claim_oldest,
+    claim_seqs,
+    list_values,
+    oldest_queued,
+)
 from .storage import Storage
 
 log = logging.getLogger(__name__)
@@ -47,84 +50,6 @@ jobs = jobs_table
 
 ID_BYTES = 9  # 12 URL-safe characters
 LEASE_BYTES = 18
-
-# The columns submit writes, each a parameter of the INSERT below.
-SUBMIT_COLUMNS = (
-    "id", "prompt", "seed", "grid", "model", "temperature", "top_k", "top_p", "condition_scale",
-    "status", "progress", "attempts", "parent_id", "created_at", "cancel_requested",
-)  # fmt: skip
-
-# Submit and claim run on every request of the two busiest endpoints, so their statements are
-# built once here, with parameters, and SQLAlchemy's compiled cache keeps their SQL: each call
-# pays only for the cache lookup, not for building and compiling a statement (bench/bench_server.py).
-SUBMIT_STATEMENT = (
-    insert(jobs)
-    .values({name: bindparam(name, type_=jobs.c[name].type) for name in SUBMIT_COLUMNS})
-    .returning(*jobs.c)
-)
-QUEUED_UP_TO = select(func.count().label("position")).where(
-    jobs.c.status == JobStatus.QUEUED.value, jobs.c.seq <= bindparam("seq", type_=Integer())
-)
-def list_params(name: str, count: int, type_) -> list:
-    """Parameters name_0 .. name_{count-1}: a list bound item by item, so that a statement built
-    for one length keeps one SQL text (an expanding IN re-renders its SQL at every execution)."""
-    return [bindparam(f"{name}_{index}", type_=type_) for index in range(count)]
-
-
-def list_values(name: str, items: list) -> dict:
-    return {f"{name}_{index}": item for index, item in enumerate(items)}
-
-
-@functools.cache  # one per list length: at most defaults.CLAIM_MAX_JOBS of each
-def oldest_queued(model_count: int):
-    """The oldest queued jobs for models model_0.., at most max_jobs of them (FOR UPDATE SKIP
-    LOCKED on PostgreSQL; SQLite has one writer at a time and ignores it)."""
-    return (
-        select(jobs.c.seq)
-        .where(
-            jobs.c.status == JobStatus.QUEUED.value,
-            jobs.c.model.in_(list_params("model", model_count, String())),
-        )
-        .order_by(jobs.c.seq)
-        .limit(bindparam("max_jobs", type_=Integer()))
-        .with_for_update(skip_locked=True)
-    )
-
-
-def claim_statement(picked):
-    """UPDATE ... RETURNING that leases the `picked` rows if they are still queued.
-
-    Parameters: claim_lease_prefix (one secret per claim; the job id makes it unique per job),
-    claim_expires_at, claim_worker, claim_now (the bind names avoid the SET columns' own names).
-    """
-    return (
-        update(jobs)
-        .where(picked, jobs.c.status == JobStatus.QUEUED.value)
-        .values(
-            status=JobStatus.RUNNING.value,
-            lease=bindparam("claim_lease_prefix", type_=String()) + jobs.c.id,
-            lease_expires_at=bindparam("claim_expires_at", type_=DateTime()),
-            worker=bindparam("claim_worker", type_=String()),
-            started_at=bindparam("claim_now", type_=DateTime()),
-            progress=0.0,
-        )
-        .returning(*jobs.c)
-    )
-
-
-@functools.cache
-def claim_oldest(model_count: int):
-    """SQLite's claim: one statement, whose IN subquery SQLite evaluates once, under the write
-    lock the UPDATE takes."""
-    return claim_statement(jobs.c.seq.in_(oldest_queued(model_count).scalar_subquery()))
-
-
-@functools.cache
-def claim_seqs(seq_count: int):
-    """PostgreSQL's claim of the rows oldest_queued locked: it may re-run a LIMIT subquery inside
-    an UPDATE and then pick more rows than asked."""
-    return claim_statement(jobs.c.seq.in_(list_params("seq", seq_count, Integer())))
-
 
 def new_job_id() -> str:
     return secrets.token_urlsafe(ID_BYTES)
