@@ -68,10 +68,11 @@ def test_one_call_refuses_matrices_of_mixed_dtypes():
 
 
 @pytest.fixture(scope="module")
-def matmul_of_each_isa(tmp_path_factory):
+def matmul_of_each_isa():
     """The kernel built for every instruction set this CPU runs, each registered under its own
-    target name: {isa: target}."""
-    folder = tmp_path_factory.mktemp("kernels")
+    target name: {isa: target}. Built where the pipeline's own build is cached, which is one of
+    them."""
+    folder = cpu_kernels.default_build_folder()
     targets = {isa: f"test_skinny_matmul_{isa}" for isa in cpu_kernels.supported_isas()}
     for isa, target in targets.items():
         cpu_kernels.register(cpu_kernels.compile_kernels(folder, isa),

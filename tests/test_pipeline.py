@@ -79,10 +79,11 @@ def test_mixed_parameters_share_a_batch_and_keep_their_own_results(tiny_pipeline
 
     greedy = SamplingParams(top_k=1, condition_scale=3.0)
     nucleus = SamplingParams(top_k=0, top_p=0.9, temperature=0.7, condition_scale=1.0)
-    requests = [GenerationRequest(PROMPT, 2, 1, greedy), GenerationRequest("a cat", 9, 4, nucleus)]
+    # two tiles with top-k off: each sorts all 16384 codes at every step, the test's main cost
+    requests = [GenerationRequest(PROMPT, 2, 1, greedy), GenerationRequest("a cat", 9, 2, nucleus)]
     together = tiny_pipeline.generate_batch(requests)
     apart = [tiny_pipeline.generate_batch([request])[0] for request in requests]
-    assert [codes.shape for codes in together] == [(1, 256), (4, 256)]
+    assert [codes.shape for codes in together] == [(1, 256), (2, 256)]
     for joint, alone in zip(together, apart):
         assert np.array_equal(joint, alone)
 
