@@ -14,9 +14,9 @@ The demo model (`--model demo`) is a tiny checkpoint with random weights (tiny.p
 the cache by `resolve_model` the first time it is named: a few seconds, no download.
 
 Only `fetch` touches the network (STYLE 7); `resolve_model` reads the disk, and writes only the
-demo model. This module imports neither JAX nor huggingface_hub, so `dalleq` starts fast and `dalleq serve` runs on a
-machine without the model stack; the file names below are the hub's, and a test checks that they
-are the ones the loaders read.
+demo model. This module imports neither JAX nor huggingface_hub, so `dalleq` starts fast and
+`dalleq serve` runs on a machine without the model stack; the file names below are the hub's, and a
+test checks that they are the ones the loaders read.
 """
 
 from __future__ import annotations

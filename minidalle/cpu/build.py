@@ -2,11 +2,12 @@
 as XLA FFI custom calls.
 
 XLA's CPU code reaches the memory bandwidth on neither of the decode step's two hot spots: the
-matmuls of a few rows (`matmul`) and single-token attention over the KV cache (`attention`). Both kernels go into one shared library, cached by source hash in
-~/.cache/dalle-queue/kernels, so they share one crew of threads (kernels/crew.h). They are built
-for the widest instruction set the CPU runs (AVX-512 or AVX2; see ISA_CPU_FLAGS). Where building
-is impossible (no compiler, no AVX2, a GPU backend) nothing is registered and the plain-JAX
-backend runs instead: same results up to float rounding.
+matmuls of a few rows (`matmul`) and single-token attention over the KV cache (`attention`). Both
+kernels go into one shared library, cached by source hash in ~/.cache/dalle-queue/kernels, so they
+share one crew of threads (kernels/crew.h). They are built for the widest instruction set the CPU
+runs (AVX-512 or AVX2; see ISA_CPU_FLAGS). Where building is impossible (no compiler, no AVX2, a
+GPU backend) nothing is registered and the plain-JAX backend runs instead: same results up to float
+rounding.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Host arrays on transparent huge pages, for the packed weights every decode step streams.
 
-A decode step reads each packed weight once (`matmul`), so it runs at the speed the weights
-stream in from memory. On 4 KiB pages that stream needs a new TLB entry every 64 cache lines, and
-the CPU's stream prefetchers stop at every page boundary; on 2 MiB pages they do neither
-(bench/README.md has the measured gain). Linux backs anonymous memory with huge pages only where a mapping asks
-for them when transparent huge pages are in `madvise` mode (Ubuntu's default, and our test
-machines'), so the packed weights live in one mapping that asks (`madvise(MADV_HUGEPAGE)`).
+A decode step reads each packed weight once (`matmul`), so it runs at the speed the weights stream
+in from memory. On 4 KiB pages that stream needs a new TLB entry every 64 cache lines, and the
+CPU's stream prefetchers stop at every page boundary; on 2 MiB pages they do neither
+(bench/README.md has the measured gain). Linux backs anonymous memory with huge pages only where a
+mapping asks for them when transparent huge pages are in `madvise` mode (Ubuntu's default, and our
+test machines'), so the packed weights live in one mapping that asks (`madvise(MADV_HUGEPAGE)`).
 
 On the CPU backend `jax.device_put` of a host array aligned like these aliases it rather than
 copying, so XLA reads the weights from these pages in place; a jax that copied instead would only
