@@ -92,11 +92,12 @@ def text_keyword(chunk: bytes) -> str:
 def with_metadata(data: bytes, metadata: dict[str, str], missing: dict[str, str] | None = None):
     """The same PNG with `metadata` as text chunks after IHDR, each replacing any text of the same
     keyword, plus the items of `missing` whose keyword it has no text for; other text is kept."""
-    text_chunks = [chunk for kind, chunk in chunks(data) if kind in TEXT_CHUNK_TYPES]
-    carried = {text_keyword(chunk) for chunk in text_chunks} - set(metadata)
+    every_chunk = list(chunks(data))  # parsed once: each chunk's CRC is checked on the way
+    carried = {text_keyword(chunk) for kind, chunk in every_chunk
+               if kind in TEXT_CHUNK_TYPES} - set(metadata)
     added = metadata | {key: value for key, value in (missing or {}).items() if key not in carried}
     output = [PNG_SIGNATURE]
-    for kind, chunk in chunks(data):
+    for kind, chunk in every_chunk:
         if kind not in TEXT_CHUNK_TYPES or text_keyword(chunk) not in added:
             output.append(chunk)
         if kind == b"IHDR":
