@@ -5,7 +5,7 @@ inside the commands, so `dalleq serve` and `dalleq --help` run on a machine with
 stack (STYLE 7). The limits (grid size, seed and knob ranges) are the queue's (server/defaults.py),
 so anything made here could have been a job, and its PNGs carry the text a job's do
 (minidalle.grid.image_text) plus the dtype. The sampling defaults are pipeline.SamplingParams's
-and are written nowhere else.
+(tests/test_sampling.py holds the queue's, in server/defaults.py, equal to them).
 """
 
 from __future__ import annotations
