@@ -23,15 +23,10 @@ pytestmark = pytest.mark.browser
 
 JOB_WAIT_MS = 120_000  # the first job compiles the demo model
 
-# Every text the job page's percent takes, kept from the first parse on, so the test sees each
-# value the page showed rather than sampling it.
-RECORD_PERCENTS = """
-window.seenPercents = [];
-new MutationObserver(() => {
-  const percent = document.querySelector("#job-status .percent");
-  if (percent) window.seenPercents.push(percent.textContent);
-}).observe(document, {subtree: true, childList: true, characterData: true});
-"""
+# A warm demo job runs in well under the page's poll interval, so whether the bar is seen between
+# 0 and 100% is chance: test_browser drives the bar step by step, and test_worker_faults holds the
+# real model mid-job to see its progress reach the server. Here the page must follow the job to
+# its grid by itself: the mark set before the job ran survives only if nothing reloaded the page.
 
 
 @pytest.fixture
@@ -69,12 +64,11 @@ def test_up_runs_the_whole_loop_from_the_phone(browser, up_server):  # noqa: F81
         phone.goto("/")
         expect(phone.locator(".notice")).to_contain_text("random weights")
         job_id = submit_from_page(phone, "a lighthouse on a cliff", grid=2)
-        phone.add_init_script(RECORD_PERCENTS)
         phone.goto(f"/jobs/{job_id}")
+        phone.evaluate("window.sameDocument = true")
         expect(phone.locator("#job-status .status")).to_have_text("Done", timeout=JOB_WAIT_MS)
-        seen = set(phone.evaluate("window.seenPercents"))
-        moving = {value for value in seen if value not in ("0%", "100%")}
-        assert moving, f"progress never showed between 0 and 100%: {seen}"
+        expect(phone.locator("#job-status .percent")).to_have_text("100%")
+        assert phone.evaluate("window.sameDocument === true")
         tiles = phone.locator("#job-result a.tile")
         expect(tiles).to_have_count(4)
         expect(tiles.nth(0).locator("img")).to_have_js_property("naturalWidth", 256)

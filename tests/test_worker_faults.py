@@ -224,3 +224,50 @@ def test_sigterm_lets_the_batch_finish_and_a_second_hands_the_lease_back(
         assert f"job {job['id']}: handing the lease back" in again.output()
     finally:
         again.stop()
+
+
+class PausingPipeline:
+    """The real pipeline, held at its first progress short of the end until the test lets it go."""
+
+    def __init__(self, pipeline):
+        self.pipeline = pipeline
+        self.paused = threading.Event()
+        self.release = threading.Event()
+
+    def generate_batch(self, requests, on_progress=None):
+        def hold_once(steps_done, steps_total):
+            on_progress(steps_done, steps_total)
+            if steps_done < steps_total and not self.paused.is_set():
+                self.paused.set()
+                assert self.release.wait(JOB_TIMEOUT_SECONDS), "the test never released the model"
+        return self.pipeline.generate_batch(requests, hold_once)
+
+    def decode_tokens(self, tokens):
+        return self.pipeline.decode_tokens(tokens)
+
+
+def test_the_real_model_s_progress_reaches_the_server_while_it_runs(tmp_path, server, tiny_pipeline):
+    from worker.runner import ModelInfo, Worker, WorkerOptions
+    from worker.stopping import StopRequests
+
+    job = submit(server.url, prompt="a kite over the dunes", seed=4, grid=1)
+    options = WorkerOptions(server_url=server.url, token=WORKER_TOKEN, name="in-process",
+                            model_name="tiny", spool_dir=tmp_path / "spool",
+                            claim_wait_seconds=1.0)
+    stop = StopRequests()
+    pipeline = PausingPipeline(tiny_pipeline)
+    worker = Worker(options, pipeline, ModelInfo("tiny", "fp32", "cpu", True), stop=stop)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        assert pipeline.paused.wait(JOB_TIMEOUT_SECONDS)
+        held = wait_for(lambda: 0 < (seen := get_job(server.url, job["id"]))["progress"] < 1
+                        and seen, JOB_TIMEOUT_SECONDS, message="progress between 0 and 1")
+        pipeline.release.set()
+        done = wait_until_finished(server.url, job["id"])
+    finally:
+        pipeline.release.set()
+        stop.request("test over")
+        thread.join(timeout=60)
+    assert held["status"] == "running"
+    assert done["status"] == "done" and done["progress"] == 1.0
