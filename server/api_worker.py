@@ -4,8 +4,6 @@ Every call needs the bearer token. Leases make late or duplicate workers harmles
 server/queue.py checks the lease in its WHERE clause and answers 409 when it is not current.
 """
 
-import json
-
 from flask import Blueprint, jsonify, request
 
 from . import auth, defaults, services, validation
@@ -75,23 +73,6 @@ def fail(job_id):
     return jsonify(job_json(job, request.script_root))
 
 
-def _meta_from_form() -> dict | None:
-    raw = request.form.get("meta")
-    if raw is None or raw == "":
-        return None
-    if len(raw) > defaults.META_MAX_BYTES:
-        raise InvalidInput(
-            f"meta must be at most {defaults.META_MAX_BYTES} bytes", code="invalid_meta"
-        )
-    try:
-        meta = json.loads(raw)
-    except ValueError:
-        raise InvalidInput("meta is not valid JSON", code="invalid_meta") from None
-    if not isinstance(meta, dict):
-        raise InvalidInput("meta must be a JSON object", code="invalid_meta")
-    return meta
-
-
 def _read_upload(name: str) -> bytes:
     upload = request.files.get(name)
     if upload is None:
@@ -115,7 +96,7 @@ def _upload_for(job: dict) -> Upload:
             f"{image_field(tile_count - 1)}",
             code="unexpected_image",
         )
-    meta = _meta_from_form()
+    meta = validation.result_meta_from(request.form.get("meta"))
     grid_png = _read_upload("grid")
     tile_pngs = [_read_upload(image_field(i)) for i in range(tile_count)]
     side = defaults.TILE_PIXELS

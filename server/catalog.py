@@ -17,6 +17,7 @@ from .search import SEARCH_QUERY, query_words, search_query, select_matching_job
 
 jobs = jobs_table
 CURSOR_PREFIX = "s"
+SEQ_MAX = 2**31 - 1  # jobs.seq is an Integer column: 32 bits on PostgreSQL, so no seq is larger
 ROW_COUNT, BELOW_SEQ = "row_count", "below_seq"  # page_statement()'s parameters
 
 # Statements run on every job view and submit are built once and run with parameters: building a
@@ -79,9 +80,11 @@ def decode_cursor(cursor: str) -> int:
     """The seq a cursor points below; InvalidInput for anything this server did not hand out."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not raw.startswith(CURSOR_PREFIX):
+        digits = raw.removeprefix(CURSOR_PREFIX)
+        # A seq the database can compare: a larger one overflows SQLite's and PostgreSQL's integers
+        if digits == raw or not (digits.isascii() and digits.isdigit()) or int(digits) > SEQ_MAX:
             raise ValueError(raw)
-        return int(raw[len(CURSOR_PREFIX) :])
+        return int(digits)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput("cursor is not one this server handed out", code="invalid_cursor")
 

@@ -32,5 +32,6 @@ TILE_PIXELS = 256
 THUMB_PIXELS = 384
 THUMB_QUALITY = 70
 META_MAX_BYTES = 16 * 1024
+META_MAX_DEPTH = 8  # a worker's meta is flat (timings, device, model); 8 leaves room to grow
 ERROR_MAX_CHARS = 2000
 WORKER_NAME_MAX_CHARS = 100

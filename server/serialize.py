@@ -46,5 +46,19 @@ def job_json(job: dict, root: str = "") -> dict:
 
 
 def result_meta(job: dict) -> dict | None:
-    """The worker's result metadata (timings, device, model), when it sent any."""
-    return json.loads(job["result_meta"]) if job.get("result_meta") else None
+    """The worker's result metadata (timings, device, model), when it sent any and it reads as a
+    JSON object.
+
+    Rows stored before uploads' meta was checked (validation.result_meta_from) may hold anything:
+    broken JSON reads as None, and lone surrogates (stored as `\\ud800` escapes, which no UTF-8
+    page can carry) as "?", so such a row still renders.
+    """
+    if not job.get("result_meta"):
+        return None
+    try:
+        meta = json.loads(job["result_meta"])
+        encodable = json.dumps(meta, ensure_ascii=False).encode("utf-8", "replace").decode()
+        meta = json.loads(encodable)
+    except (ValueError, RecursionError):
+        return None
+    return meta if isinstance(meta, dict) else None

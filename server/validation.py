@@ -4,6 +4,7 @@ The same checks serve the JSON API and the HTML forms, so numbers may arrive as 
 form strings; anything else gets an InvalidInput naming the field.
 """
 
+import json
 import math
 import re
 import secrets
@@ -23,6 +24,11 @@ def _is_encodable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _is_clean_text(text: str) -> bool:
+    """True for text a page and the database can hold: encodable, no control characters."""
+    return _is_encodable(text) and not _CONTROL_CHARACTER.search(text)
 
 
 def _blank(value) -> bool:
@@ -54,7 +60,7 @@ def as_float(body: dict, name: str, default=None) -> float | None:
         raise InvalidInput(f"{name} must be a number", code=f"invalid_{name}")
     try:
         number = float(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an integer of hundreds of digits
         raise InvalidInput(f"{name} must be a number", code=f"invalid_{name}") from None
     if not math.isfinite(number):
         raise InvalidInput(f"{name} must be a finite number", code=f"invalid_{name}")
@@ -211,3 +217,46 @@ def retryable_flag(body: dict) -> bool:
     if not isinstance(retryable, bool):
         raise InvalidInput("retryable must be true or false", code="invalid_retryable")
     return retryable
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON")  # NaN, Infinity: Python's json takes them, JSON does not
+
+
+def result_meta_from(raw: str | None) -> dict | None:
+    """A result's optional `meta` (a JSON object) parsed and checked; None when absent.
+
+    Its strings, keys included, are checked like prompts: a lone surrogate or a control character
+    stored here would break the job page for everyone. Nesting is bounded, both for the parser
+    (Python's json recurses) and for the walk below.
+    """
+    if raw is None or raw == "":
+        return None
+    if len(raw) > defaults.META_MAX_BYTES:
+        raise InvalidInput(
+            f"meta must be at most {defaults.META_MAX_BYTES} bytes", code="invalid_meta"
+        )
+    try:
+        meta = json.loads(raw, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):  # RecursionError: thousands of nested brackets
+        raise InvalidInput("meta is not valid JSON", code="invalid_meta") from None
+    if not isinstance(meta, dict):
+        raise InvalidInput("meta must be a JSON object", code="invalid_meta")
+    pending = [(meta, 1)]  # (value, depth), walked without recursion
+    while pending:
+        value, depth = pending.pop()
+        if depth > defaults.META_MAX_DEPTH:
+            raise InvalidInput(
+                f"meta must nest at most {defaults.META_MAX_DEPTH} levels", code="invalid_meta"
+            )
+        if isinstance(value, dict):
+            if not all(_is_clean_text(key) for key in value):
+                raise InvalidInput("meta keys must be text", code="invalid_meta")
+            pending.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            pending.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str) and not _is_clean_text(value):
+            raise InvalidInput(
+                "meta text must be UTF-8 without control characters", code="invalid_meta"
+            )
+    return meta

@@ -1,8 +1,14 @@
 """The people's API (shared/API.md, "For people"): every endpoint and its error cases."""
 
+import base64
+
 import pytest
 
 from server import create_app
+
+HUGE_INTEGER = 10**400  # float() of it overflows
+# A cursor shaped like ours whose seq no database integer holds.
+OVERFLOWING_CURSOR = base64.urlsafe_b64encode(b"s99999999999999999999999").decode().rstrip("=")
 
 
 def submit(client, **body):
@@ -73,6 +79,12 @@ BAD_SUBMISSIONS = [
     ({"condition_scale": 51}, "invalid_condition_scale"),
     ({"model": "../etc"}, "invalid_model"),
     ({"model": ["mini"]}, "invalid_model"),
+    ({"temperature": HUGE_INTEGER}, "invalid_temperature"),
+    ({"top_p": HUGE_INTEGER}, "invalid_top_p"),
+    ({"condition_scale": HUGE_INTEGER}, "invalid_condition_scale"),
+    ({"condition_scale": -HUGE_INTEGER}, "invalid_condition_scale"),
+    ({"top_k": HUGE_INTEGER}, "invalid_top_k"),
+    ({"seed": HUGE_INTEGER}, "invalid_seed"),
 ]
 
 
@@ -146,7 +158,11 @@ def test_listing_filters_by_status(client, worker):
     "query, code",
     [("status=sleeping", "invalid_status"), ("limit=0", "invalid_limit"),
      ("limit=101", "invalid_limit"), ("limit=ten", "invalid_limit"),
-     ("cursor=!!!", "invalid_cursor"), ("cursor=bm9wZQ", "invalid_cursor")],
+     ("cursor=!!!", "invalid_cursor"), ("cursor=bm9wZQ", "invalid_cursor"),
+     (f"cursor={OVERFLOWING_CURSOR}", "invalid_cursor"),
+     (f"cursor={OVERFLOWING_CURSOR}&q=fox", "invalid_cursor"),
+     (f"cursor={OVERFLOWING_CURSOR}&status=queued,done", "invalid_cursor"),
+     ("cursor=" + base64.urlsafe_b64encode(b"s-1").decode(), "invalid_cursor")],
 )
 def test_bad_listing_queries_get_400(client, query, code):
     response = client.get(f"/api/v1/jobs?{query}")
@@ -210,6 +226,10 @@ def test_rerun_with_edited_prompt_grid_and_params(client):
 @pytest.mark.parametrize("body, code", [
     ({"seed": "again"}, "invalid_seed"), ({"seed": -5}, "invalid_seed"),
     ({"prompt": "x" * 501}, "invalid_prompt"), ({"grid": 9}, "invalid_grid"),
+    ({"seed": HUGE_INTEGER}, "invalid_seed"),
+    ({"temperature": HUGE_INTEGER}, "invalid_temperature"),
+    ({"top_p": HUGE_INTEGER}, "invalid_top_p"),
+    ({"condition_scale": HUGE_INTEGER}, "invalid_condition_scale"),
 ])
 def test_bad_reruns_get_400(client, body, code):
     parent = submit(client).json

@@ -3,9 +3,11 @@
 The browser-side behaviour (live updates, lightbox, infinite scroll) is in test_browser.py.
 """
 
+import base64
 import io
 import json
 import re
+import sqlite3
 from html import unescape
 from pathlib import Path
 
@@ -229,6 +231,32 @@ def test_job_page_of_a_done_job_shows_the_grid_and_downloads(client, worker):
     assert download.headers["Content-Disposition"].startswith("attachment")
 
 
+@pytest.mark.parametrize("stored_meta, device_shown", [
+    pytest.param('{"device": "\\ud800 gpu"}', "? gpu", id="lone-surrogate"),
+    pytest.param('{"device": "gpu\\u0007"}', "gpu", id="control-character"),
+    pytest.param('{"device": ', None, id="broken-json"),
+    pytest.param("[" * 5000 + "]" * 5000, None, id="deeply-nested"),
+    pytest.param('["a list"]', None, id="not-an-object"),
+])
+def test_a_job_page_renders_whatever_meta_is_already_stored(
+    app, settings, client, worker, stored_meta, device_shown
+):
+    """Rows written before meta was checked must not take the page (and its delete button) down."""
+    job_id = done_job(client, worker, grid="1")
+    database = sqlite3.connect(settings.database_url.removeprefix("sqlite:///"))
+    with database:
+        database.execute("UPDATE jobs SET result_meta = ? WHERE id = ?", (stored_meta, job_id))
+    database.close()
+    page = client.get(f"/jobs/{job_id}")
+    assert page.status_code == 200
+    assert f'action="/jobs/{job_id}/delete"' in text_of(page)
+    if device_shown:
+        assert device_shown in text_of(page)
+    assert client.get(f"/api/v1/jobs/{job_id}").status_code == 200
+    assert client.get("/api/v1/jobs").status_code == 200
+    assert client.get("/gallery").status_code == 200
+
+
 def test_rerun_with_new_seeds_makes_a_child_job(client):
     parent = submitted_id(submit(client, prompt="a red fox", seed="5", grid="2"))
     child = rerun_id(rerun(client, parent, seed="new"))
@@ -372,8 +400,12 @@ def test_gallery_pages_through_everything_with_more_links(client, worker, monkey
     assert page_count == 3
 
 
-def test_gallery_with_a_bad_cursor_is_a_readable_400(client):
-    response = client.get("/gallery?cursor=not-a-cursor")
+@pytest.mark.parametrize("cursor", [
+    "not-a-cursor",
+    base64.urlsafe_b64encode(b"s99999999999999999999999").decode().rstrip("="),  # overflows
+])
+def test_gallery_with_a_bad_cursor_is_a_readable_400(client, cursor):
+    response = client.get("/gallery", query_string={"cursor": cursor})
     assert response.status_code == 400
     assert response.content_type.startswith("text/html")
     assert "cursor is not one this server handed out" in text_of(response)

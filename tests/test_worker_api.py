@@ -141,6 +141,8 @@ def test_long_poll_gives_up_after_wait_seconds(worker):
     ({"worker": "w", "models": ["mini"], "wait": 31}, "invalid_wait"),
     ({"worker": "w", "models": ["mini"], "wait": -1}, "invalid_wait"),
     ({"worker": "w", "models": ["mini"], "wait": "long"}, "invalid_wait"),
+    ({"worker": "w", "models": ["mini"], "wait": 10**400}, "invalid_wait"),
+    ({"worker": "w", "models": ["mini"], "max_jobs": 10**400}, "invalid_max_jobs"),
 ])
 def test_bad_claims_get_400(client, worker, body, code):
     submit(client)
@@ -162,7 +164,10 @@ def test_heartbeat_records_progress_and_extends_the_lease(app, client, worker):
     assert client.get(f"/api/v1/jobs/{job['id']}").json["progress"] == 0.25
 
 
-@pytest.mark.parametrize("progress", [-0.1, 1.5, "half", None, True])
+@pytest.mark.parametrize("progress", [
+    -0.1, 1.5, "half", None, True,
+    pytest.param(10**400, id="huge"), pytest.param(-(10**400), id="-huge"),
+])
 def test_heartbeat_rejects_bad_progress(client, worker, progress):
     submit(client)
     job, lease = worker.claim_one()
@@ -309,7 +314,16 @@ def test_result_without_a_lease_is_400(client, worker):
     assert response.status_code == 400 and response.json["error"]["code"] == "invalid_lease"
 
 
-@pytest.mark.parametrize("meta", ["{", "[1]", "x" * 20000])
+@pytest.mark.parametrize("meta", [
+    "{", "[1]", "x" * 20000,
+    pytest.param("[" * 16000, id="deeply-nested"),
+    pytest.param('{"device": "\\ud800 gpu"}', id="lone-surrogate"),
+    pytest.param('{"device": "gpu\\u0000"}', id="control-character"),
+    pytest.param('{"\\udfff": 1}', id="lone-surrogate-key"),
+    pytest.param('{"timings": {"steps": ["\\ud800"]}}', id="nested-surrogate"),
+    pytest.param('{"a": ' * 40 + "1" + "}" * 40, id="too-deep"),
+    pytest.param('{"seconds": NaN}', id="not-a-number"),
+])
 def test_bad_meta_is_400(client, worker, meta):
     submit(client, grid=1)
     job, lease = worker.claim_one()
