@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 
-from .clock import utcnow
+from .clock import iso, utcnow
 from .config import Settings
 from .defaults import CLAIM_RECHECK_SECONDS, EXPIRE_EVERY_SECONDS
 from .errors import Conflict, NotFound, StaleLease
@@ -50,6 +50,8 @@ jobs = jobs_table
 
 ID_BYTES = 9  # 12 URL-safe characters
 LEASE_BYTES = 18
+# A job its result ended: done, or canceled when the cancel was asked for first (finish()).
+RESULT_STATUSES = (JobStatus.DONE.value, JobStatus.CANCELED.value)
 
 def new_job_id() -> str:
     return secrets.token_urlsafe(ID_BYTES)
@@ -209,31 +211,40 @@ class JobQueue:
         with self._transaction() as connection:
             row = connection.execute(
                 update(jobs)
-                .where(self._holds(job_id, lease))
+                .where(self._holds(job_id, lease, now))
                 .values(progress=progress, lease_expires_at=now + self._lease_length)
                 .returning(*jobs.c)
             ).one_or_none()
             if row is None:
-                self._raise_stale(connection, job_id)
+                self._raise_stale(connection, job_id, now)
         return row._asdict()
 
     def finish(self, job_id, lease, files_dir, images: list[dict], meta, *, now=None):
-        """Mark the job done with its stored files. Returns (row, changed).
+        """Mark the job done with its stored files, or canceled when a cancel was asked for
+        before the result arrived (the cancel wins: the job takes no files). Returns (row,
+        took_files).
 
-        changed is False when this lease already finished the job (a repeated post: 200, nothing
-        changes, and the caller removes the files it wrote); any other lease gets StaleLease.
+        took_files is False when the job did not take files_dir: it was canceled, or this lease
+        already finished the job (a repeated post: 200, nothing changes). The caller removes the
+        folder then. Any other lease that is not current gets StaleLease.
         """
         now = now or utcnow()
+        is_canceled = jobs.c.cancel_requested
         with self._transaction() as connection:
             row = connection.execute(
                 update(jobs)
-                .where(self._holds(job_id, lease))
+                .where(self._holds(job_id, lease, now))
                 .values(
-                    status=JobStatus.DONE.value,
-                    progress=1.0,
+                    status=case(
+                        (is_canceled, JobStatus.CANCELED.value), else_=JobStatus.DONE.value
+                    ),
+                    progress=case((is_canceled, jobs.c.progress), else_=1.0),
                     finished_at=now,
-                    files_dir=files_dir,
-                    result_meta=json.dumps(meta) if meta is not None else None,
+                    files_dir=case((is_canceled, None), else_=files_dir),
+                    result_meta=case(
+                        (is_canceled, None),
+                        else_=json.dumps(meta) if meta is not None else None,
+                    ),
                     error=None,
                 )
                 .returning(*jobs.c)
@@ -242,7 +253,10 @@ class JobQueue:
                 current = self.finished_by(connection, job_id, lease)
                 if current is not None:
                     return current, False
-                self._raise_stale(connection, job_id)
+                self._raise_stale(connection, job_id, now)
+            if row.status == JobStatus.CANCELED.value:
+                log.info("job %s canceled: its result arrived after the cancel", job_id)
+                return row._asdict(), False
             if images:
                 connection.execute(
                     insert(images_table), [dict(image, job_seq=row.seq) for image in images]
@@ -251,10 +265,11 @@ class JobQueue:
         return row._asdict(), True
 
     def finished_by(self, connection, job_id: str, lease: str) -> dict | None:
-        """The job's row when this lease already finished it (done), else None."""
+        """The job's row when this lease already finished it (done, or canceled by its result),
+        else None."""
         row = connection.execute(
             select(*jobs.c).where(
-                jobs.c.id == job_id, jobs.c.lease == lease, jobs.c.status == JobStatus.DONE.value
+                jobs.c.id == job_id, jobs.c.lease == lease, jobs.c.status.in_(RESULT_STATUSES)
             )
         ).one_or_none()
         return None if row is None else row._asdict()
@@ -271,35 +286,41 @@ class JobQueue:
         """Store a running job's result and mark it done; returns the job's row.
 
         A repeated post by the lease that finished the job changes nothing and its files are not
-        read; any other lease that is not current gets StaleLease. read_upload(job) checks the
-        request's files against the job (InvalidInput). They are written to a new folder before
-        the job points at it, and the folder is removed again when the job does not take it.
+        read; any other lease that is not current (expired ones included) gets StaleLease.
+        read_upload(job) checks the request's files against the job (InvalidInput). They are
+        written to a new folder before the job points at it, and the folder is removed again when
+        the job does not take it. A job whose cancel was asked for ends `canceled` without them.
         """
-        job = self._job_for_result(job_id, lease)
-        if job["status"] == JobStatus.DONE.value:
+        now = now or utcnow()
+        job = self._job_for_result(job_id, lease, now)
+        if job["status"] != JobStatus.RUNNING.value:
             return job
         upload = read_upload(job)
-        files_dir, image_rows = storage.save_result(
-            job, upload.grid_png, upload.tile_pngs, upload.sizes
-        )
+        if job["cancel_requested"]:  # a cancel is never taken back: finish() cancels the job
+            files_dir, image_rows = None, []
+        else:
+            files_dir, image_rows = storage.save_result(
+                job, upload.grid_png, upload.tile_pngs, upload.sizes
+            )
         try:
-            finished, changed = self.finish(
+            finished, took_files = self.finish(
                 job_id, lease, files_dir, image_rows, upload.meta, now=now
             )
         except Exception:
             storage.remove(files_dir)
             raise
-        if not changed:
+        if not took_files:
             storage.remove(files_dir)
         return finished
 
-    def _job_for_result(self, job_id: str, lease: str) -> dict:
-        """The job's row while `lease` is its current lease or the one that finished it (done);
-        NotFound/StaleLease otherwise."""
+    def _job_for_result(self, job_id: str, lease: str, now: datetime) -> dict:
+        """The job's row while `lease` is its current, unexpired lease or the one whose result
+        finished it; NotFound/StaleLease otherwise."""
         with self.engine.connect() as connection:
             row = self._require(connection, job_id)
-        if row.lease != lease or row.status not in (JobStatus.RUNNING.value, JobStatus.DONE.value):
-            raise self._stale(job_id, row)
+        is_current = row.status == JobStatus.RUNNING.value and row.lease_expires_at >= now
+        if row.lease != lease or not (is_current or row.status in RESULT_STATUSES):
+            raise self._stale(job_id, row, now)
         return row._asdict()
 
     def fail(self, job_id: str, lease: str, error: str, retryable: bool, *, now=None) -> dict:
@@ -308,12 +329,12 @@ class JobQueue:
         with self._transaction() as connection:
             row = connection.execute(
                 update(jobs)
-                .where(self._holds(job_id, lease))
+                .where(self._holds(job_id, lease, now))
                 .values(self._end_attempt(now, error, retryable=retryable))
                 .returning(*jobs.c)
             ).one_or_none()
             if row is None:
-                self._raise_stale(connection, job_id)
+                self._raise_stale(connection, job_id, now)
         log.info("job %s attempt failed (%s): now %s", job_id, error[:80], row.status)
         return row._asdict()
 
@@ -346,9 +367,14 @@ class JobQueue:
     def _lease_length(self) -> timedelta:
         return timedelta(seconds=self.settings.lease_seconds)
 
-    def _holds(self, job_id: str, lease: str):
+    def _holds(self, job_id: str, lease: str, now: datetime):
+        """WHERE `lease` is the running job's lease and has not run out. Expiry is checked here,
+        on every lease call, not only when expire() has run: a dead lease never comes back."""
         return and_(
-            jobs.c.id == job_id, jobs.c.lease == lease, jobs.c.status == JobStatus.RUNNING.value
+            jobs.c.id == job_id,
+            jobs.c.lease == lease,
+            jobs.c.status == JobStatus.RUNNING.value,
+            jobs.c.lease_expires_at >= now,
         )
 
     def _end_attempt(self, now, error, *, retryable: bool) -> dict:
@@ -376,11 +402,13 @@ class JobQueue:
             raise NotFound(f"no job {job_id}")
         return row
 
-    def _raise_stale(self, connection, job_id: str):
-        raise self._stale(job_id, self._require(connection, job_id))
+    def _raise_stale(self, connection, job_id: str, now: datetime):
+        raise self._stale(job_id, self._require(connection, job_id), now)
 
     @staticmethod
-    def _stale(job_id: str, current) -> StaleLease:
+    def _stale(job_id: str, current, now: datetime) -> StaleLease:
+        if current.status == JobStatus.RUNNING.value and current.lease_expires_at < now:
+            return StaleLease(f"job {job_id}'s lease expired at {iso(current.lease_expires_at)}")
         return StaleLease(
             f"that lease is not job {job_id}'s current lease (the job is {current.status})"
         )

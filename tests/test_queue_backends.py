@@ -112,6 +112,73 @@ def test_post_result_checks_the_lease_before_reading_or_storing(queue, tmp_path)
     assert [path.name for path in storage.root.iterdir()] == [done["files_dir"]]
 
 
+def test_a_lease_past_its_expiry_is_dead_on_every_call_before_expire_runs(queue, tmp_path):
+    storage = Storage(tmp_path)
+    job = queue.submit(fields())
+    (claimed,) = queue.claim("w", ["mini"], 1)
+    lease = claimed["lease"]
+    later = claimed["lease_expires_at"] + timedelta(seconds=1)  # no claim or expire() since
+
+    def unread(_job):
+        raise AssertionError("the upload was read")
+
+    with pytest.raises(StaleLease, match="expired"):
+        queue.heartbeat(job["id"], lease, 0.5, now=later)
+    with pytest.raises(StaleLease, match="expired"):
+        queue.fail(job["id"], lease, "late", True, now=later)
+    with pytest.raises(StaleLease, match="expired"):
+        queue.finish(job["id"], lease, "dir", [], None, now=later)
+    with pytest.raises(StaleLease, match="expired"):
+        queue.post_result(job["id"], lease, unread, storage, now=later)
+    row = Catalog(queue.engine).get(job["id"])
+    assert row["status"] == "running" and row["lease_expires_at"] == claimed["lease_expires_at"]
+    assert row["files_dir"] is None and not any(storage.root.glob("*"))
+    assert queue.expire(now=later) == 1  # still handed back as any expired lease is
+    assert Catalog(queue.engine).get(job["id"])["status"] == "queued"
+
+
+def test_a_heartbeat_at_the_last_moment_of_its_lease_still_extends_it(queue):
+    queue.submit(fields())
+    (claimed,) = queue.claim("w", ["mini"], 1)
+    beat = queue.heartbeat(claimed["id"], claimed["lease"], 0.5, now=claimed["lease_expires_at"])
+    assert beat["lease_expires_at"] > claimed["lease_expires_at"]
+
+
+def _upload():
+    return Upload(png_bytes(TILE), [png_bytes(TILE)], [(TILE, TILE)] * 2, {"seconds": 1.5})
+
+
+def test_a_cancel_asked_before_the_result_wins(queue, tmp_path):
+    storage = Storage(tmp_path)
+    job = queue.submit(fields())
+    (claimed,) = queue.claim("w", ["mini"], 1)
+    assert queue.cancel(job["id"])["cancel_requested"]
+    ended = queue.post_result(job["id"], claimed["lease"], lambda _job: _upload(), storage)
+    assert ended["status"] == "canceled" and ended["finished_at"]
+    assert ended["files_dir"] is None and ended["result_meta"] is None
+    assert Catalog(queue.engine).images(ended["seq"]) == []
+    assert not any(storage.root.glob("*"))
+    again = queue.post_result(job["id"], claimed["lease"], lambda _job: _upload(), storage)
+    assert again == ended and not any(storage.root.glob("*"))  # a repeat changes nothing
+    with pytest.raises(Conflict):
+        queue.cancel(job["id"])
+
+
+def test_a_cancel_arriving_while_the_result_is_read_wins_too(queue, tmp_path):
+    storage = Storage(tmp_path)
+    job = queue.submit(fields())
+    (claimed,) = queue.claim("w", ["mini"], 1)
+
+    def read_while_canceled(_job):
+        queue.cancel(job["id"])  # a person's cancel lands between the lease check and the commit
+        return _upload()
+
+    ended = queue.post_result(job["id"], claimed["lease"], read_while_canceled, storage)
+    assert ended["status"] == "canceled" and ended["files_dir"] is None
+    assert Catalog(queue.engine).images(ended["seq"]) == []
+    assert not any(storage.root.glob("*"))  # the files written for it are removed
+
+
 def test_search_and_pages(queue):
     catalog = Catalog(queue.engine)
     for prompt in ("red fox", "blue fox", "red owl", "green tree"):

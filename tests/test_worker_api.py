@@ -442,6 +442,37 @@ def test_a_canceled_running_job_whose_lease_expires_ends_canceled(app, client, w
     assert client.get(f"/api/v1/jobs/{job['id']}").json["status"] == "canceled"
 
 
+def test_a_lease_that_ran_out_is_409_even_when_no_claim_ran_since(app, client, worker):
+    job = submit(client, grid=1)
+    (claimed,) = queue_of(app).claim("test-worker", ["mini"], now=utcnow() - timedelta(seconds=121))
+    lease = claimed["lease"]
+    beat = worker.heartbeat(job["id"], lease)
+    assert beat.status_code == 409 and beat.json["error"]["code"] == "stale_lease"
+    assert "expired" in beat.json["error"]["message"]
+    assert worker.post_result(job["id"], lease, 1).status_code == 409
+    assert worker.fail(job["id"], lease, "late").status_code == 409
+    assert client.get(f"/api/v1/jobs/{job['id']}").json["status"] in ("running", "queued")
+    (again,) = worker.claim().json["jobs"]  # handed back, to be run again
+    assert again["job"]["id"] == job["id"] and again["job"]["attempts"] == 1
+
+
+def test_a_result_after_a_cancel_ends_the_job_canceled_without_images(client, worker, tmp_path):
+    job = submit(client, grid=1)
+    _claimed, lease = worker.claim_one()
+    assert client.post(f"/api/v1/jobs/{job['id']}/cancel").json["status"] == "running"
+    response = worker.post_result(job["id"], lease, 1)
+    assert response.status_code == 200
+    ended = response.json
+    assert ended["status"] == "canceled" and ended["finished_at"]
+    assert ended["grid_url"] is None and ended["image_urls"] == [] and ended["thumb_url"] is None
+    assert client.get(f"/api/v1/jobs/{job['id']}").json == ended
+    assert client.get(f"/files/{job['id']}/grid.png").status_code == 404
+    jobs_dir = tmp_path / "data" / "jobs"
+    assert not jobs_dir.exists() or not any(jobs_dir.iterdir())
+    assert worker.post_result(job["id"], lease, 1).json == ended  # a repeat changes nothing
+    assert worker.heartbeat(job["id"], lease).status_code == 409
+
+
 def test_claim_hands_back_expired_leases_first(app, client, worker):
     submit(client)
     job, _ = worker.claim_one()
