@@ -56,7 +56,8 @@ def listen_options(command):
                      help="Port to listen on; 0 picks a free one."),
         click.option("--threads", default=defaults.THREADS, type=int, envvar="DALLEQ_THREADS",
                      show_envvar=True, show_default=True,
-                     help="WSGI threads (each long-polling worker holds one)."),
+                     help="WSGI threads. Waiting workers' long polls may hold all but a quarter "
+                          "of them (at least 4 stay free for people)."),
     ]
     for option in reversed(options):
         command = option(command)

@@ -6,7 +6,7 @@ server/queue.py checks the lease in its WHERE clause and answers 409 when it is 
 
 from flask import Blueprint, jsonify, request
 
-from . import auth, defaults, services, validation
+from . import auth, defaults, long_polls, services, validation
 from .api_jobs import json_body
 from .clock import iso
 from .errors import InvalidInput
@@ -41,7 +41,11 @@ def claim():
         raise InvalidInput(
             f"wait must be from 0 to {defaults.CLAIM_MAX_WAIT_SECONDS} seconds", code="invalid_wait"
         )
-    claimed = services().queue.claim_waiting(worker, models, max_jobs, wait_seconds)
+    with long_polls.waiting_allowed() as may_wait:
+        # Beyond the cap the claim answers at once, so a person's request always finds a thread.
+        claimed = services().queue.claim_waiting(
+            worker, models, max_jobs, wait_seconds if may_wait else 0.0
+        )
     if not claimed:
         return "", 204
     return jsonify({"jobs": [claimed_json(job) for job in claimed]})

@@ -24,6 +24,7 @@ MODEL_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX = 50, 100
 CLAIM_MAX_WAIT_SECONDS = 30
 CLAIM_MAX_JOBS = 64
+LONG_POLL_FREE_THREADS_MIN = 4  # WSGI threads long polls never take (server/long_polls.py)
 CLAIM_RECHECK_SECONDS = 1.0  # long polls re-check the table this often (other processes submit too)
 EXPIRE_EVERY_SECONDS = 1.0  # lease expiry runs at most this often per process
 

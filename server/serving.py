@@ -9,7 +9,7 @@ import logging
 
 from waitress import create_server
 
-from . import create_app
+from . import create_app, long_polls
 from .config import Settings
 
 log = logging.getLogger(__name__)
@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 def make_server(settings: Settings, *, host: str, port: int, threads: int):
     app = create_app(settings)
+    long_polls.install(app, threads)  # long polls never take the threads people's requests need
     server = create_server(
         app,
         host=host,

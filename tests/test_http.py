@@ -3,11 +3,13 @@
 import signal
 import subprocess
 import sys
+import threading
 
 import requests
 
+from server.long_polls import slots_for_threads
 from tests.conftest import WORKER_TOKEN
-from tests.helpers import REPO, ServerProcess, png_bytes, result_files
+from tests.helpers import REPO, ServerProcess, png_bytes, result_files, wait_for
 
 AUTH = {"Authorization": f"Bearer {WORKER_TOKEN}"}
 
@@ -61,6 +63,41 @@ def test_oversized_upload_is_413_json_over_http(tmp_path):
         assert response.status_code == 413
         assert response.json()["error"]["code"] == "too_large"
         assert requests.get(f"{server.url}/api/v1/jobs/{job['id']}").json()["status"] == "running"
+    finally:
+        server.stop()
+
+
+def test_pages_answer_while_more_long_polls_wait_than_there_are_threads(tmp_path):
+    thread_count = 8
+    server = ServerProcess(tmp_path, env={"DALLEQ_WORKER_TOKEN": WORKER_TOKEN},
+                           extra_args=["--threads", str(thread_count)]).start()
+    slot_count = slots_for_threads(thread_count)
+    poll_count = thread_count + 4
+    statuses = []
+
+    def long_poll(index):
+        try:
+            response = requests.post(f"{server.url}/api/v1/worker/claim", headers=AUTH, timeout=120,
+                                     json={"worker": f"w{index}", "models": ["mini"], "wait": 30})
+            statuses.append(response.status_code)
+        except requests.RequestException as error:  # the server stopped under it: a failed test
+            statuses.append(repr(error))
+
+    polls = [threading.Thread(target=long_poll, args=(i,)) for i in range(poll_count)]
+    try:
+        for poll in polls:
+            poll.start()
+        # Those beyond the cap answer at once (without it, all of them hold threads for 30 s).
+        wait_for(lambda: statuses.count(204) == poll_count - slot_count, timeout_seconds=25,
+                 message="the long polls beyond the cap to answer 204")
+        # A person's page and API call get a thread (generous timeouts: this is not about speed).
+        assert requests.get(f"{server.url}/", timeout=20).status_code == 200
+        assert requests.get(f"{server.url}/api/v1/jobs", timeout=20).status_code == 200
+        for index in range(slot_count):  # one job for each poll still waiting
+            requests.post(f"{server.url}/api/v1/jobs", json={"prompt": f"job {index}"}, timeout=20)
+        for poll in polls:
+            poll.join(60)
+        assert sorted(statuses) == [200] * slot_count + [204] * (poll_count - slot_count)
     finally:
         server.stop()
 

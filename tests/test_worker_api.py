@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from PIL import Image
 
-from server import create_app
+from server import create_app, long_polls
 from server.clock import utcnow
 from tests.conftest import WorkerActions
 from tests.helpers import TILE, png_bytes
@@ -127,6 +127,34 @@ def test_long_poll_gives_up_after_wait_seconds(worker):
     started = time.monotonic()
     assert worker.claim(wait=1).status_code == 204
     assert 0.9 < time.monotonic() - started < 4
+
+
+@pytest.mark.parametrize("thread_count, slot_count", [(32, 24), (100, 75), (8, 4), (4, 0), (1, 0)])
+def test_long_polls_leave_a_quarter_of_the_threads_and_at_least_four_free(thread_count, slot_count):
+    assert long_polls.slots_for_threads(thread_count) == slot_count
+
+
+def test_a_long_poll_beyond_the_cap_answers_at_once(app, client, worker):
+    long_polls.install(app, thread_count=5)  # one slot
+    submitted = queue_of(app).job_submitted = WatchedCondition()
+
+    def held_poll(answers):
+        poll = threading.Thread(
+            target=lambda: answers.append(WorkerActions(app.test_client()).claim(wait=30)))
+        poll.start()
+        assert submitted.is_waited_on.wait(10), "the claim never started to wait"
+        return poll
+
+    for round_number in (1, 2):  # the second time, the slot the first poll held is free again
+        submitted.is_waited_on.clear()
+        answers = []
+        poll = held_poll(answers)
+        assert worker.claim(wait=30).status_code == 204  # the slot is taken: no wait
+        assert poll.is_alive() and answers == []  # while the first one still waits
+        submit(client, prompt=f"for the waiting poll {round_number}")
+        poll.join(10)
+        (response,) = answers
+        assert response.json["jobs"][0]["job"]["prompt"] == f"for the waiting poll {round_number}"
 
 
 @pytest.mark.parametrize("body, code", [
