@@ -6,11 +6,12 @@ from datetime import datetime, timezone
 import pytest
 
 from tests.conftest import WORKER_TOKEN
-from worker import jobs
+from worker import defaults, jobs
 from worker.backoff import Backoff
 from worker.client import Claim, QueueClient
 from worker.errors import LeaseLost, Rejected, ServerUnavailable, Unauthorized
 from worker.spool import Spool
+from worker.stopping import StopRequests
 
 JOB = {"id": "abc", "prompt": "a fox", "seed": 7, "grid": 2, "model": "tiny",
        "params": {"temperature": 1.0, "top_k": 50, "top_p": None, "condition_scale": 10.0}}
@@ -92,3 +93,41 @@ def test_once_gives_up_at_once_when_the_server_is_unreachable(tmp_path):
                             model_name="tiny", spool_dir=tmp_path / "spool", is_once=True)
     worker = Worker(options, pipeline=None, model=ModelInfo("tiny", "fp32", "cpu", True))
     assert worker.run() == 1
+
+
+class RecordedStop(StopRequests):
+    """Stop requests whose sleeps are recorded instead of slept."""
+
+    def __init__(self):
+        super().__init__()
+        self.slept = []
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+
+
+class EmptyClaims:
+    """A queue client whose claims come back empty at once, as past a server's long-poll cap."""
+
+    def claim(self, *_args):
+        return []
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("wait_seconds, slept", [
+    (25.0, [defaults.UNHELD_POLL_PAUSE_SECONDS]),  # an empty long poll answered at once: pause
+    (0.0, []),  # a plain claim asks for no wait
+])
+def test_a_long_poll_the_server_did_not_hold_is_followed_by_a_pause(tmp_path, wait_seconds, slept):
+    pytest.importorskip("jax")
+    from worker.runner import ModelInfo, Worker, WorkerOptions
+
+    stop = RecordedStop()
+    options = WorkerOptions("http://127.0.0.1:9", "t", "w", "tiny", tmp_path / "spool",
+                            claim_wait_seconds=wait_seconds)
+    worker = Worker(options, None, ModelInfo("tiny", "float32", "cpu", True), stop=stop,
+                    make_client=EmptyClaims)
+    assert worker.claim_batch() == []
+    assert stop.slept == slept

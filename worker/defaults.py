@@ -1,6 +1,7 @@
 """Every default and limit of the worker in one place (the server's are in server/defaults.py)."""
 
 CLAIM_WAIT_SECONDS = 25.0  # long poll; the API allows up to 30
+UNHELD_POLL_PAUSE_SECONDS = 5.0  # after a long poll the server answered empty at once
 BATCH_WINDOW_SECONDS = 0.25  # after a partial claim, how long to let a burst of submissions land
 CLAIM_ANSWER_GRACE_SECONDS = 2.0  # after a stop, how long a long poll may still answer
 MAX_BATCH = 1

@@ -140,8 +140,13 @@ class Worker:
         wait_seconds = 0.0 if self.options.is_once else self.options.claim_wait_seconds
         if self.stop.is_requested:
             return []
+        started = time.monotonic()
         claims = self.long_poll(lambda: self.client.claim(
             self.options.name, models, self.options.max_batch, wait_seconds))
+        if not claims and time.monotonic() - started < wait_seconds / 2:
+            # An empty answer long before `wait`: the server's long polls are all taken (it keeps
+            # threads free for people) and it did not hold this one. Pause before asking again.
+            self.stop.sleep(defaults.UNHELD_POLL_PAUSE_SECONDS)
         room = self.options.max_batch - len(claims)
         if (claims and room > 0 and self.options.batch_window_seconds > 0
                 and not self.stop.is_requested):
