@@ -239,7 +239,7 @@ def test_job_page_of_a_done_job_shows_the_grid_and_downloads(client, worker):
     pytest.param('["a list"]', None, id="not-an-object"),
 ])
 def test_a_job_page_renders_whatever_meta_is_already_stored(
-    app, settings, client, worker, stored_meta, device_shown
+    settings, client, worker, stored_meta, device_shown
 ):
     """Rows written before meta was checked must not take the page (and its delete button) down."""
     job_id = done_job(client, worker, grid="1")
