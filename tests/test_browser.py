@@ -301,7 +301,7 @@ def test_pages_run_under_the_content_security_policy(phone, live_server):
              if "Content Security Policy" in message.text else None)
     worker = HttpWorker(live_server.url)
     job_id = submit_from_page(phone, "a fox under a strict policy", grid=2)
-    job, lease = worker.claim()
+    _job, lease = worker.claim()
     worker.finish(job_id, lease, grid=2)
     for path in ["/", "/gallery", f"/jobs/{job_id}", "/login"]:
         phone.goto(path)
