@@ -38,6 +38,10 @@ def settings_options(command):
         click.option("--max-upload-mb", type=int, envvar="DALLEQ_MAX_UPLOAD_MB", show_envvar=True,
                      default=defaults.MAX_UPLOAD_MB, show_default=True,
                      help="Cap on one result upload."),
+        click.option("--public-url", envvar="DALLEQ_PUBLIC_URL", show_envvar=True, metavar="URL",
+                     help="The address people open (https://box.tailnet.ts.net behind tailscale "
+                          "serve): its host is allowed, and https makes cookies Secure and sends "
+                          "HSTS."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -64,7 +68,8 @@ def listen_options(command):
     return command
 
 
-def build_settings(db, data, worker_token, password, lease_seconds, max_attempts, max_upload_mb):
+def build_settings(db, data, worker_token, password, lease_seconds, max_attempts, max_upload_mb,
+                   public_url):
     """The server's Settings from the flags; a setting out of range is a usage error."""
     from server.config import load_settings
 
@@ -77,6 +82,7 @@ def build_settings(db, data, worker_token, password, lease_seconds, max_attempts
             lease_seconds=lease_seconds,
             max_attempts=max_attempts,
             max_upload_mb=max_upload_mb,
+            public_url=public_url,
         )
     except ConfigError as error:
         raise click.UsageError(str(error)) from None

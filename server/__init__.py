@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # create_app imports them: `import server` stays light (no SQ
     from sqlalchemy.engine import Engine
 
     from .catalog import Catalog
+    from .login_sessions import LoginSessions
     from .queue import JobQueue
     from .storage import Storage
 
@@ -67,6 +68,7 @@ class Services:
     queue: "JobQueue"
     catalog: "Catalog"
     storage: "Storage"
+    login_sessions: "LoginSessions"
 
 
 def services() -> Services:
@@ -75,8 +77,9 @@ def services() -> Services:
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    from . import api_jobs, api_worker, auth, db, error_pages, files, pages
+    from . import api_jobs, api_worker, auth, db, error_pages, files, pages, protection, throttle
     from .catalog import Catalog
+    from .login_sessions import LoginSessions
     from .queue import JobQueue
     from .sessions import CachedCookieSessionInterface
     from .storage import Storage
@@ -101,9 +104,12 @@ def create_app(settings: Settings | None = None) -> Flask:
         queue=JobQueue(engine, settings),
         catalog=Catalog(engine),
         storage=Storage(settings.data_dir),
+        login_sessions=LoginSessions(engine),
     )
     app.jinja_env.globals["csrf_token"] = auth.csrf_token
     error_pages.init_app(app)
+    protection.init_app(app)
     for blueprint in (api_jobs.bp, api_worker.bp, files.bp, pages.bp):
         app.register_blueprint(blueprint)
+    throttle.init_app(app)
     return app

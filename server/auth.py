@@ -9,17 +9,22 @@ our session cookie must also send that token in the X-CSRF-Token header. Scripts
 (curl on an open server) need neither.
 """
 
+import hashlib
 import hmac
 import secrets
 from urllib.parse import urlsplit
 
-from flask import current_app, request, session
+from flask import current_app, g, request, session
 
+from . import services
+from .clock import utcnow
 from .errors import Forbidden, Unauthorized
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+SESSION_ID = "login_id"  # a row of login_sessions (server/login_sessions.py)
+SESSION_VERSION = "password_version"
 
 
 def same_secret(given: str | None, expected: str | None) -> bool:
@@ -36,18 +41,48 @@ def csrf_token() -> str:
     return session[CSRF_FIELD]
 
 
+def password_version() -> str:
+    """A fingerprint of the password, kept in the cookie: a new password ends every session."""
+    password = current_app.config["DALLEQ"].password.encode("utf-8")
+    key = current_app.secret_key.encode("utf-8")
+    return hmac.new(key, b"session-version\0" + password, hashlib.sha256).hexdigest()[:32]
+
+
 def is_logged_in() -> bool:
-    return not current_app.config["DALLEQ"].password or session.get("logged_in") is True
+    """True on an open server, or for a session of the current password not logged out since."""
+    if not current_app.config["DALLEQ"].password:
+        return True
+    if "dalleq_logged_in" not in g:  # asked several times a request; the database once
+        session_id = session.get(SESSION_ID)
+        g.dalleq_logged_in = bool(
+            isinstance(session_id, str)
+            and same_secret(session.get(SESSION_VERSION), password_version())
+            and services().login_sessions.is_live(session_id, now=utcnow())
+        )
+    return g.dalleq_logged_in
 
 
 def log_in(password: str) -> bool:
     if same_secret(password, current_app.config["DALLEQ"].password):
         session.clear()
-        session["logged_in"] = True
+        session[SESSION_ID] = services().login_sessions.start(
+            now=utcnow(), lifetime=current_app.permanent_session_lifetime
+        )
+        session[SESSION_VERSION] = password_version()
         session.permanent = True
+        g.pop("dalleq_logged_in", None)
         csrf_token()
         return True
     return False
+
+
+def log_out() -> None:
+    """End this session on the server too, so a copy of its cookie no longer works."""
+    session_id = session.get(SESSION_ID)
+    if isinstance(session_id, str):
+        services().login_sessions.end(session_id)
+    session.clear()
+    g.pop("dalleq_logged_in", None)
 
 
 def require_login() -> None:

@@ -8,6 +8,7 @@ server at start-up with a clear message rather than surface later as a strange 5
 import dataclasses
 import os
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from . import defaults
 from .errors import ConfigError
@@ -26,6 +27,7 @@ class Settings:
     max_upload_mb: int = defaults.MAX_UPLOAD_MB
     secret_key: str | None = None  # signs session cookies; kept in the data dir when unset
     default_model: str = defaults.DEFAULT_MODEL
+    public_url: str | None = None  # https://box.tailnet.ts.net: cookies Secure, HSTS, an allowed Host
 
     def replace(self, **changes) -> "Settings":
         """A copy with some settings changed, checked again."""
@@ -48,7 +50,8 @@ def _convert(name: str, raw):
             raise ConfigError(f"{env_name(name)} must be a whole number, got {raw!r}") from None
         return value
     value = str(raw)
-    return value if value != "" or name not in ("worker_token", "password", "secret_key") else None
+    optional = ("worker_token", "password", "secret_key", "public_url")
+    return value if value != "" or name not in optional else None
 
 
 def validated(settings: Settings) -> Settings:
@@ -61,7 +64,22 @@ def validated(settings: Settings) -> Settings:
         raise ConfigError(f"{env_name('database_url')} must not be empty")
     if not settings.data_dir.strip():
         raise ConfigError(f"{env_name('data_dir')} must not be empty")
+    if settings.public_url is not None:
+        check_public_url(settings.public_url)
     return settings
+
+
+def check_public_url(url: str) -> None:
+    """An http(s) URL with a host name: the address people open, e.g. behind `tailscale serve`."""
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:  # an unclosed IPv6 bracket, a port that is not a number
+        hostname = None
+    if not hostname or parts.scheme not in ("http", "https"):
+        raise ConfigError(
+            f"{env_name('public_url')} must be an http:// or https:// URL with a host, got {url!r}"
+        )
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides) -> Settings:

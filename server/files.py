@@ -2,7 +2,7 @@
 
 import re
 
-from flask import Blueprint, request, send_file
+from flask import Blueprint, current_app, request, send_file
 
 from . import auth, services
 from .errors import NotFound
@@ -10,7 +10,6 @@ from .models import JobStatus
 from .storage import file_names
 
 bp = Blueprint("files", __name__, url_prefix="/files")
-CACHE_SECONDS = 30 * 24 * 3600  # a job's files never change once it is done
 
 
 def download_name(job: dict, name: str) -> str:
@@ -28,9 +27,15 @@ def job_file(job_id, name):
     path = services().storage.path(job["files_dir"], name)
     if not path.is_file():
         raise NotFound(f"the file {name} of job {job_id} is missing from the data dir")
-    return send_file(
+    response = send_file(
         path,
-        max_age=CACHE_SECONDS,
         as_attachment=request.args.get("download") == "1",
         download_name=download_name(job, name),
     )
+    # Revalidated on every use (a cheap 304 while the job exists), so a deleted job's images are
+    # gone from browsers too; kept out of shared caches when the server has a password.
+    is_private = bool(current_app.config["DALLEQ"].password)
+    response.cache_control.no_cache = True
+    response.cache_control.private = is_private or None
+    response.cache_control.public = not is_private or None
+    return response

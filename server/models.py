@@ -87,5 +87,15 @@ class Image(Base):
     job: Mapped[Job] = relationship(back_populates="images")
 
 
+class LoginSession(Base):
+    """A logged-in browser: its cookie names this row, and logging out deletes it (auth.py)."""
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
 jobs_table = Job.__table__
 images_table = Image.__table__
+login_sessions_table = LoginSession.__table__

@@ -19,7 +19,6 @@ from flask import (
     render_template,
     request,
     send_from_directory,
-    session,
     url_for,
 )
 
@@ -262,7 +261,7 @@ def login():
 
 @bp.post("/logout")
 def logout():
-    session.clear()
+    auth.log_out()
     return redirect(url_for("pages.login"), 303)
 
 

@@ -10,7 +10,9 @@ import logging
 from waitress import create_server
 
 from . import create_app, long_polls
+from .body_gate import gated_channel
 from .config import Settings
+from .protection import allow_bound_address
 
 log = logging.getLogger(__name__)
 
@@ -18,17 +20,24 @@ log = logging.getLogger(__name__)
 def make_server(settings: Settings, *, host: str, port: int, threads: int):
     app = create_app(settings)
     long_polls.install(app, threads)  # long polls never take the threads people's requests need
+    allow_bound_address(app, host)
+    listeners = {}  # waitress registers each listening socket here (two for a name like localhost)
     server = create_server(
         app,
+        map=listeners,
         host=host,
         port=port,
         threads=threads,
         ident="dalle-queue",
-        # uploads are capped by the app (MAX_CONTENT_LENGTH answers 413 as JSON); keep waitress'
-        # own cap well above it so it only cuts requests far beyond the limit (with a plain 413).
-        max_request_body_size=4 * settings.max_upload_mb * 2**20,
+        # The app's own cap: body_gate answers a Content-Length over it (as JSON) before reading;
+        # this cuts a chunked body at the same size (waitress refuses from max_request_body_size).
+        max_request_body_size=settings.max_upload_mb * 2**20 + 1,
         channel_timeout=60,
     )
+    channel_class = gated_channel(settings)
+    for listener in list(listeners.values()):
+        if hasattr(listener, "channel_class"):  # the map holds waitress's wake-up trigger too
+            listener.channel_class = channel_class
     return app, server
 
 
