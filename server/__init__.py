@@ -75,7 +75,7 @@ def services() -> Services:
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    from . import api_jobs, api_worker, auth, db, error_pages, files, pages
+    from . import api_jobs, api_worker, auth, db, error_pages, files, openapi, pages
     from .catalog import Catalog
     from .queue import JobQueue
     from .sessions import CachedCookieSessionInterface
@@ -104,6 +104,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     app.jinja_env.globals["csrf_token"] = auth.csrf_token
     error_pages.init_app(app)
-    for blueprint in (api_jobs.bp, api_worker.bp, files.bp, pages.bp):
+    for blueprint in (api_jobs.bp, api_worker.bp, openapi.bp, files.bp, pages.bp):
         app.register_blueprint(blueprint)
     return app
