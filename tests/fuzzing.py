@@ -63,8 +63,19 @@ def submit_jobs(base_url: str, count: int) -> list[str]:
     ]
 
 
-def load_schema(base_url: str, job_ids: list[str]):
-    """The server's document, with real job ids mixed into path parameters and no long polls."""
+def claim_leases(base_url: str, worker_token: str, count: int) -> list[tuple[str, str]]:
+    """Leases `count` queued jobs as a worker would: (job id, lease) pairs the fuzzer may send."""
+    response = requests.post(
+        f"{base_url}/api/v1/worker/claim",
+        json={"worker": "fuzz", "models": ["mini"], "max_jobs": count},
+        headers={"Authorization": f"Bearer {worker_token}"},
+    )
+    return [(claimed["job"]["id"], claimed["lease"]) for claimed in response.json()["jobs"]]
+
+
+def load_schema(base_url: str, job_ids: list[str], leases: list[tuple[str, str]] = ()):
+    """The server's document, with real job ids (and their leases, for the worker's job calls)
+    mixed into what is generated, and no long polls."""
     schema = schemathesis.openapi.from_url(f"{base_url}/api/v1/openapi.json")
     schema.config.checks.update(included_check_names=CHECK_NAMES)
 
@@ -74,6 +85,25 @@ def load_schema(base_url: str, job_ids: list[str]):
             return st.just(path_parameters)
         real = st.sampled_from(job_ids).map(lambda job_id: {**path_parameters, "job_id": job_id})
         return st.one_of(st.just(path_parameters), real)
+
+    @schema.hook
+    def flatmap_case(context, case):
+        # Past the lease check, a worker's call reaches its queue verb and the upload's checks.
+        is_leased = (
+            isinstance(case.body, dict)
+            and "lease" in case.body
+            and "job_id" in (case.path_parameters or {})
+        )
+        if not leases or not is_leased:
+            return st.just(case)
+
+        def with_lease(pair):
+            job_id, lease = pair
+            case.path_parameters = {**case.path_parameters, "job_id": job_id}
+            case.body = {**case.body, "lease": lease}
+            return case
+
+        return st.one_of(st.just(case), st.sampled_from(list(leases)).map(with_lease))
 
     @schema.hook
     def map_body(context, body):
@@ -135,12 +165,12 @@ def fuzz_operation(
         report.modes_without_cases.append(f"{operation.label} ({mode.value})")
 
 
-def fuzz(
-    base_url: str, worker_token: str, job_ids: list[str], *, examples: int, random_seed: int = 0
-) -> FuzzReport:
-    """Runs `examples` generated requests per operation and mode; returns what they found."""
-    schema = load_schema(base_url, job_ids)
-    report = FuzzReport()
+def fuzz(base_url: str, worker_token: str, job_ids: list[str], leases=(), *, examples: int,
+         random_seed: int = 0, report: FuzzReport | None = None) -> FuzzReport:  # fmt: skip
+    """Runs `examples` generated requests per operation and mode; returns what they found
+    (added to `report` when given)."""
+    schema = load_schema(base_url, job_ids, leases)
+    report = report or FuzzReport()
     session = requests.Session()
     headers = {"Authorization": f"Bearer {worker_token}"}
     for result in schema.get_all_operations():
