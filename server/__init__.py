@@ -77,7 +77,18 @@ def services() -> Services:
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    from . import api_jobs, api_worker, auth, db, error_pages, files, pages, protection, throttle
+    from . import (
+        api_jobs,
+        api_worker,
+        auth,
+        db,
+        error_pages,
+        files,
+        openapi,
+        pages,
+        protection,
+        throttle,
+    )
     from .catalog import Catalog
     from .login_sessions import LoginSessions
     from .queue import JobQueue
@@ -109,7 +120,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.jinja_env.globals["csrf_token"] = auth.csrf_token
     error_pages.init_app(app)
     protection.init_app(app)
-    for blueprint in (api_jobs.bp, api_worker.bp, files.bp, pages.bp):
+    for blueprint in (api_jobs.bp, api_worker.bp, openapi.bp, files.bp, pages.bp):
         app.register_blueprint(blueprint)
     throttle.init_app(app)
     return app

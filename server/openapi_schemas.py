@@ -1,0 +1,191 @@
+"""The bodies of the OpenAPI document (server/openapi.py): the job object, requests and answers.
+
+Ranges come from server/defaults.py, shapes from shared/API.md and docs/api.md. Request schemas
+are the contract's ranges; answers list the fields of version 1 and allow more (version 1.1 adds
+optional fields), except the error body, whose shape is fixed.
+"""
+
+from . import defaults
+
+JSON = "application/json"
+RESULT_TILE_FIELDS = defaults.GRID_MAX**2  # image_0 .. image_15 for the largest grid
+
+
+def ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def nullable(schema: dict) -> dict:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def schemas() -> dict:
+    """The bodies: the job object, the people's and the workers' requests and answers."""
+    timestamp = {"type": "string", "format": "date-time"}
+    url = {"type": "string"}
+    params = {
+        "type": "object",
+        "required": ["temperature", "top_k", "top_p", "condition_scale"],
+        "properties": {
+            "temperature": {"type": "number"},
+            "top_k": {"type": "integer"},
+            "top_p": nullable({"type": "number"}),
+            "condition_scale": {"type": "number"},
+        },
+    }
+    job_fields = {
+        "id": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"},
+        "prompt": {"type": "string"},
+        "seed": {"type": "integer", "minimum": 0, "maximum": defaults.SEED_MAX},
+        "grid": {"type": "integer", "minimum": defaults.GRID_MIN, "maximum": defaults.GRID_MAX},
+        "model": {"type": "string"},
+        "params": params,
+        "status": {"enum": ["queued", "running", "done", "failed", "canceled"]},
+        "progress": {"type": "number", "minimum": 0, "maximum": 1},
+        "position": nullable({"type": "integer", "minimum": 1}),
+        "attempts": {"type": "integer", "minimum": 0},
+        "error": nullable({"type": "string"}),
+        "parent_id": nullable({"type": "string"}),
+        "created_at": timestamp,
+        "started_at": nullable(timestamp),
+        "finished_at": nullable(timestamp),
+        "grid_url": nullable(url),
+        "image_urls": {"type": "array", "items": url},
+        "thumb_url": nullable(url),
+    }
+    sampling = {
+        "seed": {"type": "integer", "minimum": 0, "maximum": defaults.SEED_MAX},
+        "grid": job_fields["grid"],
+        "model": {"type": "string", "pattern": f"^{defaults.MODEL_NAME_PATTERN}$"},
+        "temperature": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": defaults.TEMPERATURE_MAX,
+        },
+        "top_k": {"type": "integer", "minimum": 1, "maximum": defaults.TOP_K_MAX},
+        "top_p": nullable({"type": "number", "exclusiveMinimum": 0, "maximum": 1}),
+        "condition_scale": {
+            "type": "number",
+            "minimum": defaults.CONDITION_SCALE_MIN,
+            "maximum": defaults.CONDITION_SCALE_MAX,
+        },
+    }
+    prompt = {"type": "string", "minLength": 1, "maxLength": defaults.PROMPT_MAX_CHARS}
+    lease = {"type": "string", "minLength": 1, "maxLength": 200}
+    lease_answer = {
+        "type": "object",
+        "required": ["lease_expires_at", "cancel_requested"],
+        "properties": {"lease_expires_at": timestamp, "cancel_requested": {"type": "boolean"}},
+    }
+    tiles = {
+        f"image_{i}": {"type": "string", "contentMediaType": "image/png"}
+        for i in range(RESULT_TILE_FIELDS)
+    }
+    return {
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "additionalProperties": False,
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "code": {"type": "string", "pattern": "^[a-z_]+$"},
+                        "message": {"type": "string", "minLength": 1},
+                    },
+                }
+            },
+        },
+        "Job": {"type": "object", "required": list(job_fields), "properties": job_fields},
+        "JobPage": {
+            "type": "object",
+            "required": ["jobs", "next_cursor"],
+            "properties": {
+                "jobs": {"type": "array", "items": ref("Job")},
+                "next_cursor": nullable({"type": "string"}),
+            },
+        },
+        "NewJob": {
+            "type": "object",
+            "required": ["prompt"],
+            "properties": {"prompt": prompt, **sampling},
+        },
+        "Rerun": {
+            "type": "object",
+            "properties": {
+                **sampling,
+                "prompt": prompt,
+                "seed": {"anyOf": [{"enum": ["new", "same"]}, sampling["seed"]]},
+            },
+        },
+        "Claim": {
+            "type": "object",
+            "required": ["worker", "models"],
+            "properties": {
+                "worker": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": defaults.WORKER_NAME_MAX_CHARS,
+                },
+                "models": {"type": "array", "minItems": 1, "items": sampling["model"]},
+                "max_jobs": {"type": "integer", "minimum": 1, "maximum": defaults.CLAIM_MAX_JOBS},
+                "wait": {
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": defaults.CLAIM_MAX_WAIT_SECONDS,
+                },
+            },
+        },
+        "Claimed": {
+            "type": "object",
+            "required": ["jobs"],
+            "properties": {
+                "jobs": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["job", "lease", "lease_expires_at"],
+                        "properties": {
+                            "job": ref("Job"),
+                            "lease": lease,
+                            "lease_expires_at": timestamp,
+                        },
+                    },
+                }
+            },
+        },
+        "Heartbeat": {
+            "type": "object",
+            "required": ["lease", "progress"],
+            "properties": {
+                "lease": lease,
+                "progress": {"type": "number", "minimum": 0, "maximum": 1},
+            },
+        },
+        "LeaseAnswer": lease_answer,
+        "Result": {
+            "type": "object",
+            "required": ["lease", "grid", "image_0"],
+            "properties": {
+                "lease": lease,
+                "grid": {"type": "string", "contentMediaType": "image/png"},
+                **tiles,
+                "meta": {
+                    "type": "string",
+                    "maxLength": defaults.META_MAX_BYTES,
+                    "contentMediaType": JSON,
+                },
+            },
+        },
+        "Fail": {
+            "type": "object",
+            "required": ["lease", "error"],
+            "properties": {
+                "lease": lease,
+                "error": {"type": "string", "minLength": 1},
+                "retryable": {"type": "boolean"},
+            },
+        },
+    }
