@@ -11,12 +11,16 @@ from waitress import create_server
 
 from . import create_app
 from .config import Settings
+from .orphans import OrphanSweeper
 
 log = logging.getLogger(__name__)
 
 
 def make_server(settings: Settings, *, host: str, port: int, threads: int):
+    """The app under waitress, with the orphaned-folder sweep run once now and then periodically."""
     app = create_app(settings)
+    services = app.extensions["dalleq"]
+    OrphanSweeper(services.engine, services.storage).start()
     server = create_server(
         app,
         host=host,
