@@ -6,6 +6,7 @@ every job the API acknowledged was committed first (tests/test_http.py kills it 
 """
 
 import logging
+import threading
 
 from waitress import create_server
 
@@ -43,6 +44,41 @@ def run_until_stopped(server) -> None:
         pass
     finally:
         server.close()
+
+
+class BackgroundServer:
+    """The server's loop on a daemon thread, so the main thread is free to stop what depends on
+    the server before closing it (`dalleq up` stops its worker first: issue 16, item 15).
+
+    waitress's own Ctrl-C path waits up to 5 s for its threads, and a worker's long poll holds
+    one for up to 25 s; the process exit ends them instead (they are daemon threads)."""
+
+    def __init__(self, server):
+        self.server = server
+        self.closing = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="server", daemon=True)
+
+    def start(self) -> "BackgroundServer":
+        self.thread.start()
+        return self
+
+    def wait(self, seconds: float) -> bool:
+        """Waits up to `seconds`; True while the server still runs."""
+        self.thread.join(seconds)
+        return self.thread.is_alive()
+
+    def close(self) -> None:
+        """Close the listening socket: no new connections."""
+        self.closing.set()
+        self.server.close()
+        log.info("server closed")
+
+    def _run(self) -> None:
+        try:
+            self.server.run()
+        except OSError:
+            if not self.closing.is_set():  # its loop may still be polling the closed socket
+                raise
 
 
 def url_host(host: str) -> str:
