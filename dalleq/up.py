@@ -4,6 +4,10 @@ The server runs in this process; the worker runs as a child process (`dalleq wor
 model crash or an out-of-memory kill never takes the queue down: the child is restarted with
 backoff and its job's lease simply expires. The child gets its own session, so a Ctrl-C in the
 terminal reaches only us, and we send it exactly one SIGTERM: it finishes its batch, then exits.
+The worker stops first and the server after it, so that batch can still upload, and an idle
+worker is not left backing off against a server that is gone. A second Ctrl-C is passed on: the
+worker hands its leases back. If we are killed hard, the worker notices through a pipe and ends
+too (parent_pipe.py).
 
 With no model given, the worker runs the demo checkpoint (`--model demo`: a tiny model with
 random weights, written on first use into the models cache), and every page says so.
@@ -28,6 +32,7 @@ from server.config import Settings
 from server.errors import StartupError
 
 from .logs import configure_logging
+from .parent_pipe import ParentPipe
 from .server_commands import build_settings, listen_options, settings_options
 from .worker_command import advertised_name, worker_options
 
@@ -38,6 +43,7 @@ DEMO_NOTICE = ("Demo model with random weights: its images are noise, not pictur
 TOKEN_FILE = ".worker_token"
 WORKER_STOP_SECONDS = 60.0  # the worker's current batch may finish within this
 RESTART_FIRST_SECONDS, RESTART_MAX_SECONDS = 1.0, 60.0
+SIGNAL_CHECK_SECONDS = 0.5  # the main thread waits on the server in steps this long
 
 
 def worker_token(settings: Settings) -> str:
@@ -66,7 +72,9 @@ class WorkerProcess:
     """Runs `dalleq worker` as a child and restarts it when it dies, until stop()."""
 
     def __init__(self, arguments: list[str], token: str):
-        self.command = [sys.executable, "-m", "dalleq", "worker", *arguments]
+        self.parent_pipe = ParentPipe()
+        self.command = [sys.executable, "-m", "dalleq", "worker", *arguments,
+                        "--parent-fd", str(self.parent_pipe.read_fd)]
         self.env = dict(os.environ, DALLEQ_WORKER_TOKEN=token)
         self.process: subprocess.Popen | None = None
         self.stopping = threading.Event()
@@ -85,15 +93,28 @@ class WorkerProcess:
             process.send_signal(signal.SIGTERM)
             try:
                 process.wait(timeout=WORKER_STOP_SECONDS)
+            except KeyboardInterrupt:  # a second Ctrl-C: the worker hands its leases back
+                process.send_signal(signal.SIGTERM)
+                self._wait_or_kill(process)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+            log.info("the worker stopped (exit status %s)", process.returncode)
         self.thread.join(timeout=5)
+
+    @staticmethod
+    def _wait_or_kill(process: subprocess.Popen) -> None:
+        try:
+            process.wait(timeout=WORKER_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
     def _supervise(self) -> None:
         wait_seconds = RESTART_FIRST_SECONDS
         while not self.stopping.is_set():
-            self.process = subprocess.Popen(self.command, env=self.env, start_new_session=True)
+            self.process = subprocess.Popen(self.command, env=self.env, start_new_session=True,
+                                            pass_fds=(self.parent_pipe.read_fd,))
             status = self.process.wait()
             if self.stopping.is_set():
                 return
@@ -124,7 +145,7 @@ def up(host, port, threads, model, dtype, max_batch, cache, **settings_flags):
 
 def run_up(settings: Settings, *, host: str, port: int, threads: int, model: str, dtype: str,
            max_batch: int, cache: Path | None) -> None:
-    from server.serving import announce, make_server, run_until_stopped
+    from server.serving import BackgroundServer, announce, make_server
 
     folder = hub.resolve_model(model, cache)
     model_name = advertised_name(model, folder)
@@ -147,11 +168,16 @@ def run_up(settings: Settings, *, host: str, port: int, threads: int, model: str
               f"{server.effective_port} --token \"$(cat {Path(settings.data_dir) / TOKEN_FILE})\"",
               flush=True)
     signal.signal(signal.SIGTERM, _interrupt)
+    serving = BackgroundServer(server).start()
     worker.start()
     try:
-        run_until_stopped(server)
+        while serving.wait(SIGNAL_CHECK_SECONDS):
+            pass
+    except KeyboardInterrupt:
+        log.info("stopping: the worker first, then the server")
     finally:
-        worker.stop()
+        worker.stop()  # the server still answers meanwhile: the current batch can upload
+        serving.close()
 
 
 def _interrupt(_signum, _frame):

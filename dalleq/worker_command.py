@@ -16,6 +16,7 @@ from worker import defaults
 
 from .logs import configure_logging
 from .model_commands import DTYPE_NAMES, cache_option, load_pipeline
+from .parent_pipe import exit_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -76,19 +77,29 @@ def worker_options(command, model_default: str | None = "mini", model_help: str 
 @click.option("--once", is_flag=True,
               help="Serve what is queued now (one batch), then exit: for scripts and cron. "
                    "Exits with status 1 if the server can't be reached.")
-def worker(server_url, token, model, dtype, max_batch, cache, model_name, name, spool, once):
+@click.option("--stop-retry", "stop_retry_seconds", type=click.FloatRange(0), metavar="SECONDS",
+              envvar="DALLEQ_STOP_RETRY_SECONDS", show_envvar=True,
+              default=defaults.STOP_RETRY_SECONDS, show_default=True,
+              help="After Ctrl-C or SIGTERM, how long an unreachable server is retried before "
+                   "the worker exits, leaving its results in the spool.")
+@click.option("--parent-fd", type=int, hidden=True,
+              help="dalleq up: a pipe whose closing (its parent died) ends this worker at once.")
+def worker(server_url, token, model, dtype, max_batch, cache, model_name, name, spool, once,
+           stop_retry_seconds, parent_fd):
     """Claim jobs from the queue, generate them here, post the images back.
 
     Runs until Ctrl-C or SIGTERM: the first lets the current batch finish, a second hands the
     leases back. Results that cannot be uploaded wait in the spool folder and are posted later.
     """
     configure_logging()
+    if parent_fd is not None:
+        exit_with_parent(parent_fd)
     raise SystemExit(run_worker(server_url, token, model, dtype, max_batch, cache, model_name,
-                                name, spool, once))
+                                name, spool, once, stop_retry_seconds))
 
 
 def run_worker(server_url, token, model, dtype, max_batch, cache, model_name, name, spool,
-               once) -> int:
+               once, stop_retry_seconds=defaults.STOP_RETRY_SECONDS) -> int:
     from worker.runner import ModelInfo, Worker, WorkerOptions
     from worker.stopping import StopRequests, stops_at_once
 
@@ -104,7 +115,7 @@ def run_worker(server_url, token, model, dtype, max_batch, cache, model_name, na
     options = WorkerOptions(server_url=server_url, token=token, name=name,
                             model_name=model_name or label,
                             spool_dir=spool or default_spool_dir(name), max_batch=max_batch,
-                            is_once=once)
+                            is_once=once, stop_retry_seconds=stop_retry_seconds)
     info = ModelInfo(label=label, dtype=dtype, device=device_description(),
                      is_random_weights=is_random_weights(folder))
     return Worker(options, pipeline, info, stop=stop).run()

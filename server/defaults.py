@@ -36,3 +36,11 @@ META_MAX_BYTES = 16 * 1024
 META_MAX_DEPTH = 8  # a worker's meta is flat (timings, device, model); 8 leaves room to grow
 ERROR_MAX_CHARS = 2000
 WORKER_NAME_MAX_CHARS = 100
+
+# Result folders no job points to (a server killed mid-upload leaves one): swept at start and
+# then this often, once older than ORPHAN_MIN_AGE_SECONDS. A folder is made only after its upload
+# was read in full and is pointed at by the same request a few file writes and one commit later;
+# the worker gives an upload 150 s and waitress drops a connection idle for 60 s, so an hour is
+# far beyond the longest a live folder can go unreferenced.
+ORPHAN_MIN_AGE_SECONDS = 3600
+ORPHAN_SWEEP_EVERY_SECONDS = 3600

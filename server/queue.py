@@ -288,8 +288,10 @@ class JobQueue:
         A repeated post by the lease that finished the job changes nothing and its files are not
         read; any other lease that is not current (expired ones included) gets StaleLease.
         read_upload(job) checks the request's files against the job (InvalidInput). They are
-        written to a new folder before the job points at it, and the folder is removed again when
-        the job does not take it. A job whose cancel was asked for ends `canceled` without them.
+        written to a new folder, and fsynced with it, before the commit that points the job at it
+        (storage.py): a power cut never leaves a done job without its files. The folder is removed
+        again when the job does not take it. A job whose cancel was asked for ends `canceled`
+        without them.
         """
         now = now or utcnow()
         job = self._job_for_result(job_id, lease, now)

@@ -6,21 +6,26 @@ every job the API acknowledged was committed first (tests/test_http.py kills it 
 """
 
 import logging
+import threading
 
 from waitress import create_server
 
 from . import create_app, long_polls
 from .body_gate import gated_channel
 from .config import Settings
+from .orphans import OrphanSweeper
 from .protection import allow_bound_address
 
 log = logging.getLogger(__name__)
 
 
 def make_server(settings: Settings, *, host: str, port: int, threads: int):
+    """The app under waitress, with the orphaned-folder sweep run once now and then periodically."""
     app = create_app(settings)
     long_polls.install(app, threads)  # long polls never take the threads people's requests need
     allow_bound_address(app, host)
+    services = app.extensions["dalleq"]
+    OrphanSweeper(services.engine, services.storage).start()
     listeners = {}  # waitress registers each listening socket here (two for a name like localhost)
     server = create_server(
         app,
@@ -49,6 +54,41 @@ def run_until_stopped(server) -> None:
         pass
     finally:
         server.close()
+
+
+class BackgroundServer:
+    """The server's loop on a daemon thread, so the main thread is free to stop what depends on
+    the server before closing it (`dalleq up` stops its worker first: issue 16, item 15).
+
+    waitress's own Ctrl-C path waits up to 5 s for its threads, and a worker's long poll holds
+    one for up to 25 s; the process exit ends them instead (they are daemon threads)."""
+
+    def __init__(self, server):
+        self.server = server
+        self.closing = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="server", daemon=True)
+
+    def start(self) -> "BackgroundServer":
+        self.thread.start()
+        return self
+
+    def wait(self, seconds: float) -> bool:
+        """Waits up to `seconds`; True while the server still runs."""
+        self.thread.join(seconds)
+        return self.thread.is_alive()
+
+    def close(self) -> None:
+        """Close the listening socket: no new connections."""
+        self.closing.set()
+        self.server.close()
+        log.info("server closed")
+
+    def _run(self) -> None:
+        try:
+            self.server.run()
+        except OSError:
+            if not self.closing.is_set():  # its loop may still be polling the closed socket
+                raise
 
 
 def url_host(host: str) -> str:

@@ -4,8 +4,14 @@ Every path is built by the server from the job's own id plus a random suffix; no
 sends ever becomes part of a path. A result is written completely into its own new folder before
 the database points at it, so a crash mid-upload leaves at most an orphan folder, never a job
 whose files are half there, and two racing uploads never write into the same folder.
+
+"Completely" means on the disk, not in the page cache: every file is fsynced, then its folder and
+the jobs folder (so the new names survive too), before save_result returns and so before the
+commit that marks the job done. The worker deletes its spooled copy once the server answers, so
+after a power cut the server's copy is the only one (issue 16, item 12).
 """
 
+import os
 import secrets
 import shutil
 from pathlib import Path
@@ -50,10 +56,10 @@ class Storage:
         rows = []
 
         def write(name, data, kind, size, tile_index=None):
-            (folder / name).write_bytes(data)
+            write_durably(folder / name, data)
             rows.append(
-                dict(kind=kind, tile_index=tile_index, filename=name, width=size[0],
-                     height=size[1], byte_count=len(data))
+                {"kind": kind, "tile_index": tile_index, "filename": name, "width": size[0],
+                 "height": size[1], "byte_count": len(data)}
             )
 
         grid_stamped = with_metadata(grid_png, {"grid": str(job["grid"])}, metadata)
@@ -63,6 +69,8 @@ class Storage:
             write(tile_name(index), stamped, "tile", size, index)
         thumb, thumb_size = thumbnail(grid_png)
         write(THUMB_NAME, thumb, "thumb", thumb_size)
+        fsync_folder(folder)
+        fsync_folder(self.root)
         return files_dir, rows
 
     def remove(self, files_dir: str | None) -> None:
@@ -72,3 +80,20 @@ class Storage:
     def path(self, files_dir: str, name: str) -> Path:
         return self.folder(files_dir) / name
 
+
+
+def write_durably(path: Path, data: bytes) -> None:
+    """Write a new file and fsync it, so its bytes are on the disk when this returns."""
+    with open(path, "xb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def fsync_folder(folder: Path) -> None:
+    """fsync a folder, so the names created in it survive a power cut (POSIX fsync(2))."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

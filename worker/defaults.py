@@ -3,7 +3,10 @@
 CLAIM_WAIT_SECONDS = 25.0  # long poll; the API allows up to 30
 UNHELD_POLL_PAUSE_SECONDS = 5.0  # after a long poll the server answered empty at once
 BATCH_WINDOW_SECONDS = 0.25  # after a partial claim, how long to let a burst of submissions land
-CLAIM_ANSWER_GRACE_SECONDS = 2.0  # after a stop, how long a long poll may still answer
+CLAIM_ANSWER_GRACE_SECONDS = 0.5  # after a stop, how long a long poll may still answer
+# After a stop, how long an unreachable server is retried before the worker exits anyway, its
+# undelivered results left in the spool for the next start.
+STOP_RETRY_SECONDS = 30.0
 MAX_BATCH = 1
 HTTP_TIMEOUT_SECONDS = 30.0  # per call, on top of the long poll's wait
 UPLOAD_TIMEOUT_SECONDS = 120.0

@@ -8,7 +8,9 @@ What can go wrong, and what happens then:
   fails retryable (another worker, or a smaller batch, may manage), anything else does not;
 - a job is canceled or its lease lost: it is dropped, and when every job of the batch is, the
   generation stops at its next progress chunk;
-- the process is killed: its leases expire on the server and the jobs run again elsewhere.
+- the process is killed: its leases expire on the server and the jobs run again elsewhere;
+- it is asked to stop while the server is unreachable: it retries for STOP_RETRY_SECONDS, then
+  exits, its undelivered results left in the spool for the next start.
 Each tile depends only on its job (minidalle's contract), so batching never changes an image.
 """
 
@@ -53,6 +55,7 @@ class WorkerOptions:
     claim_wait_seconds: float = defaults.CLAIM_WAIT_SECONDS
     batch_window_seconds: float = defaults.BATCH_WINDOW_SECONDS
     is_once: bool = False
+    stop_retry_seconds: float = defaults.STOP_RETRY_SECONDS  # see defaults.STOP_RETRY_SECONDS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +96,8 @@ class Worker:
         self.spool = Spool(options.spool_dir)
         self.backoff = Backoff()
         self.held: dict[str, Claim] = {}
+        self.stop_retry_deadline: float | None = None  # time.monotonic(), set at the first
+        # outage after a stop: every call shares the one budget
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> int:
@@ -133,6 +138,7 @@ class Worker:
         finally:
             self.heartbeats.stop()
             self.client.close()
+            log.info("worker %s stopped", self.options.name)
 
     def claim_batch(self) -> list[Claim]:
         """One long poll; after a partial batch, a short window lets a burst of jobs join it."""
@@ -363,6 +369,9 @@ class Worker:
         except Rejected as error:
             log.error("job %s: the server refused its result: %s", entry.job_id, error)
             self.spool.remove(entry)
+        except ServerUnavailable as error:  # only once stopping: see persist
+            log.warning("job %s: the server is unreachable; its result stays in the spool for "
+                        "the next start (%s)", entry.job_id, error)
         else:
             self.spool.remove(entry)
             meta = entry.meta
@@ -375,14 +384,26 @@ class Worker:
 
     def persist(self, call):
         """call() until it gets an answer; retries ServerUnavailable with backoff. After a stop
-        request it gives up at the first outage (the spool keeps what was not delivered)."""
+        request it gives up once the stop's retry budget is spent, at once after a second one
+        (the spool keeps what was not delivered)."""
         backoff = Backoff()
         while True:
             try:
                 return call()
             except ServerUnavailable as error:
-                if self.stop.is_requested:
+                remaining_seconds = self.stop_retry_remaining_seconds()
+                if remaining_seconds <= 0:
                     raise
-                wait_seconds = backoff.next_seconds()
+                wait_seconds = min(backoff.next_seconds(), remaining_seconds)
                 log.warning("server unavailable, retrying in %.1f s: %s", wait_seconds, error)
                 self.stop.sleep(wait_seconds)
+
+    def stop_retry_remaining_seconds(self) -> float:
+        """How long a stopping worker may still retry the server: forever while not stopping."""
+        if not self.stop.is_requested:
+            return float("inf")
+        if self.stop.is_forced:
+            return 0.0
+        if self.stop_retry_deadline is None:
+            self.stop_retry_deadline = time.monotonic() + self.options.stop_retry_seconds
+        return self.stop_retry_deadline - time.monotonic()

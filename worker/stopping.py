@@ -48,7 +48,8 @@ def stops_at_once(what: str) -> Iterator[None]:
 class StopRequests:
     def __init__(self):
         self.signal_count = 0
-        self.event = threading.Event()
+        self.event = threading.Event()  # set by the first request
+        self.forced_event = threading.Event()  # set by the second
 
     @property
     def is_requested(self) -> bool:
@@ -65,6 +66,8 @@ class StopRequests:
     def request(self, reason: str = "asked to stop") -> None:
         self.signal_count += 1
         self.event.set()
+        if self.signal_count >= 2:
+            self.forced_event.set()
         if self.signal_count == 1:
             log.warning("%s: finishing the current batch, then stopping "
                         "(a second signal hands the leases back)", reason)
@@ -75,5 +78,6 @@ class StopRequests:
         self.request(signal.Signals(signum).name)
 
     def sleep(self, seconds: float) -> None:
-        """Waits, but returns early when a stop is requested."""
-        self.event.wait(seconds)
+        """Waits, but returns early at the next stop request: the first, or once stopping, the
+        second (so a stopping worker's retries still wait between tries)."""
+        (self.forced_event if self.is_requested else self.event).wait(seconds)
