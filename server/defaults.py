@@ -34,3 +34,7 @@ THUMB_QUALITY = 70
 META_MAX_BYTES = 16 * 1024
 ERROR_MAX_CHARS = 2000
 WORKER_NAME_MAX_CHARS = 100
+
+# Idempotency keys (shared/API-1.1.md): a retried submit within this window returns the first job.
+IDEMPOTENCY_KEY_MAX_CHARS = 200
+IDEMPOTENCY_KEY_HOURS = 24
