@@ -4,7 +4,7 @@ import json
 
 from flask import Blueprint, current_app, jsonify, request
 
-from . import auth, defaults, services, validation
+from . import auth, defaults, idempotency, services, validation
 from .errors import InvalidInput
 from .models import JobStatus
 from .serialize import job_json
@@ -34,10 +34,20 @@ def render(job: dict, status: int = 200):
     return jsonify(job_json(job, request.script_root)), status
 
 
+def queue_once(fields: dict, key, parent_id: str | None = None):
+    """Queue the job, or answer with the one this Idempotency-Key already made (200, not 201)."""
+    job, is_created = services().queue.submit_once(fields, key, parent_id=parent_id)
+    return render(job, 201 if is_created else 200)
+
+
 @bp.post("")
 def submit():
-    fields = validation.new_job_fields(json_body(), current_app.config["DALLEQ"].default_model)
-    return render(services().queue.submit(fields), 201)
+    body = json_body()
+    key = idempotency.submission_key(
+        request.headers.get(idempotency.HEADER), idempotency.SUBMIT_SCOPE, body
+    )
+    fields = validation.new_job_fields(body, current_app.config["DALLEQ"].default_model)
+    return queue_once(fields, key)
 
 
 @bp.get("/<job_id>")
@@ -70,9 +80,12 @@ def listing():
 @bp.post("/<job_id>/rerun")
 def rerun(job_id):
     body = json_body()
+    key = idempotency.submission_key(
+        request.headers.get(idempotency.HEADER), idempotency.rerun_scope(job_id), body
+    )
     parent = services().catalog.get(job_id)
     fields = validation.rerun_fields(body, parent)
-    return render(services().queue.submit(fields, parent_id=parent["id"]), 201)
+    return queue_once(fields, key, parent_id=parent["id"])
 
 
 @bp.post("/<job_id>/cancel")

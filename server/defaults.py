@@ -44,3 +44,7 @@ WORKER_NAME_MAX_CHARS = 100
 # far beyond the longest a live folder can go unreferenced.
 ORPHAN_MIN_AGE_SECONDS = 3600
 ORPHAN_SWEEP_EVERY_SECONDS = 3600
+
+# Idempotency keys (shared/API-1.1.md): a retried submit within this window returns the first job.
+IDEMPOTENCY_KEY_MAX_CHARS = 200
+IDEMPOTENCY_KEY_HOURS = 24

@@ -44,6 +44,12 @@ class StaleLease(Conflict):
     code = "stale_lease"
 
 
+class KeyReused(DalleqError):
+    """An Idempotency-Key sent again with another request than the one it first came with."""
+
+    status, code = 422, "idempotency_key_reused"
+
+
 class ConfigError(ValueError):
     """A setting (flag or DALLEQ_* variable) that cannot be used; raised before the server starts."""
 

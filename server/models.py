@@ -1,4 +1,4 @@
-"""The database schema: jobs and their images, in SQLAlchemy 2.x declarative style.
+"""The database schema: jobs, their images, idempotency keys; SQLAlchemy 2.x declarative style.
 
 Alembic migrations in server/migrations/ are the source of truth for an existing database; these
 classes describe the same tables for queries and for `queue.db.example`. Times are naive UTC.
@@ -96,6 +96,22 @@ class LoginSession(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
 
 
+class IdempotencyKey(Base):
+    """A client's name for one submission, kept a day so a retry returns the job it made.
+
+    The primary key is what makes a key unique when two requests carrying it race (queue.py's
+    submit_once). Deleting the job deletes its key.
+    """
+
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))  # sha256 hex of what the key came with
+    job_seq: Mapped[int] = mapped_column(ForeignKey("jobs.seq", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
 jobs_table = Job.__table__
 images_table = Image.__table__
 login_sessions_table = LoginSession.__table__
+idempotency_keys_table = IdempotencyKey.__table__

@@ -22,8 +22,8 @@ from flask import (
     url_for,
 )
 
-from . import auth, defaults, services, validation
-from .errors import InvalidInput
+from . import auth, defaults, idempotency, services, validation
+from .errors import InvalidInput, KeyReused
 from .models import FINISHED_STATUSES, JobStatus
 from .serialize import job_json, result_meta
 
@@ -37,7 +37,11 @@ FINISHED = [status.value for status in FINISHED_STATUSES]
 THEME_COLOR = "#6d5dfc"
 # Browsers fetch the manifest and the service worker without asking the person to log in first.
 PUBLIC_ENDPOINTS = {"pages.login", "pages.manifest", "pages.service_worker"}
-FORM_ONLY_FIELDS = (auth.CSRF_FIELD, "next")
+FORM_ONLY_FIELDS = (auth.CSRF_FIELD, "next", idempotency.FORM_FIELD)
+FORM_SENT_BEFORE = (
+    "This form was already sent with other values, so it was not sent again: check them and "
+    "send it once more."
+)
 
 # The shape of job_json() with nothing in it: JS clones rows rendered from it (<template>).
 BLANK_JOB = {
@@ -60,6 +64,12 @@ def public(rows: list[dict]) -> list[dict]:
 def form_fields() -> dict:
     """The posted form without the fields that only steer this page (token, return path)."""
     return {key: value for key, value in request.form.items() if key not in FORM_ONLY_FIELDS}
+
+
+def form_submission_key(scope: str, form: dict):
+    """The key this rendering of the form carries (index.html, job.html): the same rendered form
+    sent again (a double tap, a resend after a lost answer, back and send) returns its first job."""
+    return idempotency.submission_key(request.form.get(idempotency.FORM_FIELD), scope, form)
 
 
 def safe_next(target: str | None, fallback: str = "/") -> str:
@@ -105,6 +115,7 @@ def page_context():
         "is_logged_in": auth.is_logged_in(),
         "notice": current_app.config.get("DALLEQ_NOTICE"),
         "theme_color": THEME_COLOR,
+        "form_key": idempotency.new_form_key,
     }
 
 
@@ -156,10 +167,13 @@ def index():
 def submit():
     form = form_fields()
     try:
+        key = form_submission_key(idempotency.SUBMIT_SCOPE, form)
         fields = validation.new_job_fields(form, settings().default_model)
+        job, _ = services().queue.submit_once(fields, key)
     except InvalidInput as error:
         return render_index(form, error.message, 400)
-    job = services().queue.submit(fields)
+    except KeyReused:
+        return render_index(form, FORM_SENT_BEFORE, 422)
     flash(f"Queued “{shorten(job['prompt'])}”", "queued")
     return redirect(url_for("pages.index", _anchor=f"job-{job['id']}"), 303)
 
@@ -215,10 +229,13 @@ def rerun(job_id):
     parent = services().catalog.get(job_id)
     form = form_fields()
     try:
+        key = form_submission_key(idempotency.rerun_scope(parent["id"]), form)
         fields = validation.rerun_fields(form, parent)
+        new_job, _ = services().queue.submit_once(fields, key, parent_id=parent["id"])
     except InvalidInput as error:
         return render_job(parent, edit=form, error=error.message, status=400)
-    new_job = services().queue.submit(fields, parent_id=parent["id"])
+    except KeyReused:
+        return render_job(parent, edit=form, error=FORM_SENT_BEFORE, status=422)
     return redirect(url_for("pages.job", job_id=new_job["id"]), 303)
 
 

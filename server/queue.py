@@ -29,11 +29,14 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
+from . import idempotency
 from .clock import iso, utcnow
 from .config import Settings
 from .defaults import CLAIM_RECHECK_SECONDS, EXPIRE_EVERY_SECONDS
-from .errors import Conflict, NotFound, StaleLease
+from .errors import Conflict, KeyReused, NotFound, StaleLease
+from .idempotency import SubmissionKey
 from .models import JobStatus, images_table, jobs_table
 from .statements import (
     QUEUED_UP_TO,
@@ -99,6 +102,51 @@ class JobQueue:
         Returns its row with `position`, its place in the queue.
         """
         now = now or utcnow()
+        with self._transaction() as connection:
+            job = self._insert_job(connection, fields, parent_id, now)
+        self._announce(job)
+        return job
+
+    def submit_once(
+        self,
+        fields: dict,
+        key: SubmissionKey | None,
+        *,
+        parent_id: str | None = None,
+        now: datetime | None = None,
+    ) -> tuple[dict, bool]:
+        """submit() under an idempotency key (server/idempotency.py). Returns (job, created).
+
+        The job a live key already made comes back with created False; a key sent with another
+        request raises KeyReused. Without a key every call queues. Two requests racing with one
+        key make one job: both INSERT the key in the job's transaction, the primary key lets one
+        commit, and the other's transaction (its job with it) rolls back before it answers with
+        the winner's job.
+        """
+        now = now or utcnow()
+        if key is None:
+            return self.submit(fields, parent_id=parent_id, now=now), True
+        existing = self._job_for_key(key, now)
+        if existing is not None:
+            return existing, False
+        try:
+            with self._transaction() as connection:
+                # A write first, so on SQLite the transaction holds the write lock from its start.
+                connection.execute(idempotency.DELETE_EXPIRED, {"cutoff": idempotency.cutoff(now)})
+                job = self._insert_job(connection, fields, parent_id, now)
+                key_row = {"key": key.key, "request_hash": key.request_hash, "job_seq": job["seq"]}
+                connection.execute(idempotency.INSERT_KEY, dict(key_row, created_at=now))
+        except IntegrityError:
+            existing = self._job_for_key(key, now)
+            if existing is None:  # the winner's job was deleted in the meantime
+                raise Conflict("another request with this Idempotency-Key is in progress; retry")
+            log.info("job %s: a concurrent request with its key answered", existing["id"])
+            return existing, False
+        self._announce(job)
+        return job, True
+
+    def _insert_job(self, connection, fields: dict, parent_id: str | None, now: datetime) -> dict:
+        """INSERT one queued job; returns its row with `position`."""
         values = dict(
             fields,
             id=new_job_id(),
@@ -109,13 +157,35 @@ class JobQueue:
             created_at=now,
             cancel_requested=False,
         )
-        with self._transaction() as connection:
-            job = connection.execute(SUBMIT_STATEMENT, values).one()._asdict()
-            # Counted in the same transaction, so the answer matches the queue the job joined.
-            job["position"] = connection.execute(QUEUED_UP_TO, {"seq": job["seq"]}).scalar_one()
+        job = connection.execute(SUBMIT_STATEMENT, values).one()._asdict()
+        # Counted in the same transaction, so the answer matches the queue the job joined.
+        job["position"] = connection.execute(QUEUED_UP_TO, {"seq": job["seq"]}).scalar_one()
+        return job
+
+    def _announce(self, job: dict) -> None:
+        """Wake the long polls of this process and log the new job."""
         with self.job_submitted:
             self.job_submitted.notify_all()
         log.info("job %s submitted (model %s, grid %d)", job["id"], job["model"], job["grid"])
+
+    def _job_for_key(self, key: SubmissionKey, now: datetime) -> dict | None:
+        """The job a live key made, with its current `position`; None when the key is unused or
+        expired; KeyReused when the key came with another request."""
+        params = {"key": key.key, "cutoff": idempotency.cutoff(now)}
+        with self.engine.connect() as connection:
+            row = connection.execute(idempotency.JOB_FOR_KEY, params).one_or_none()
+            if row is None:
+                return None
+            job = row._asdict()
+            if job.pop("request_hash") != key.request_hash:
+                raise KeyReused(
+                    f"this {idempotency.HEADER} was first sent with another request; "
+                    "use a new key for a new submission"
+                )
+            is_queued = job["status"] == JobStatus.QUEUED.value
+            position = connection.execute(QUEUED_UP_TO, {"seq": job["seq"]}).scalar_one()
+            job["position"] = position if is_queued else None
+        log.info("job %s returned again for its idempotency key", job["id"])
         return job
 
     def cancel(self, job_id: str, *, now: datetime | None = None):

@@ -103,9 +103,11 @@ def api_job(url: str, job_id: str) -> dict:
     return requests.get(f"{url}/api/v1/jobs/{job_id}", timeout=HTTP_TIMEOUT_SECONDS).json()
 
 
-def submit_from_page(page, prompt: str, grid: int) -> str:
-    """Type a prompt on the queue page and send it; returns the new job's id."""
-    page.goto("/")
+def submit_from_page(page, prompt: str, grid: int, *, goto: bool = True) -> str:
+    """Type a prompt on the queue page (opened first unless goto is False) and send it; returns
+    the new job's id."""
+    if goto:
+        page.goto("/")
     page.get_by_label("Prompt").fill(prompt)
     page.get_by_role("radio", name=f"{grid}×{grid}").check()
     page.get_by_role("button", name="Queue it").click()
@@ -314,3 +316,38 @@ def test_pages_run_under_the_content_security_policy(phone, live_server):
     assert columns == 2
     phone.locator("#job-result a.tile").first.tap()
     expect(phone.locator("#lightbox")).to_be_visible()  # job.js ran
+
+
+def test_the_same_rendered_form_sent_twice_queues_one_job(phone, live_server):
+    """A resend on a flaky link, or going back and sending again, sends the same rendered form:
+    the page the browser kept is offered again (route.fulfill with the HTML first served), and
+    its second send must land on the first job instead of queuing another."""
+    first_render = phone.goto("/").text()
+    first_id = submit_from_page(phone, "a fox sent twice", grid=1, goto=False)
+    phone.route(f"{live_server.url}/", lambda route: route.fulfill(
+        body=first_render, content_type="text/html; charset=utf-8"))
+    phone.goto("/")
+    phone.unroute(f"{live_server.url}/")
+    again_id = submit_from_page(phone, "a fox sent twice", grid=1, goto=False)
+    assert again_id == first_id
+    jobs = requests.get(f"{live_server.url}/api/v1/jobs", timeout=HTTP_TIMEOUT_SECONDS).json()
+    assert [job["id"] for job in jobs["jobs"]] == [first_id]
+    expect(phone.locator("#active-list li")).to_have_count(1)
+
+
+def test_the_pages_api_calls_send_an_idempotency_key(phone, live_server):
+    phone.goto("/")
+    with phone.expect_request("**/api/v1/jobs") as request_info:
+        first = phone.evaluate(
+            """() => DQ.api('/api/v1/jobs', {method: 'POST', body: JSON.stringify(
+                 {prompt: 'an owl by script'}), headers: {'Content-Type': 'application/json'}})"""
+        )
+    key = request_info.value.headers.get("idempotency-key")
+    assert key and len(key) == 32
+    retried = phone.evaluate(
+        """(key) => DQ.api('/api/v1/jobs', {method: 'POST', body: JSON.stringify(
+             {prompt: 'an owl by script'}), headers: {'Content-Type': 'application/json',
+             'Idempotency-Key': key}})""",
+        key,
+    )
+    assert retried["id"] == first["id"]

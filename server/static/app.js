@@ -1,7 +1,9 @@
 /* dalle-queue: what every page shares.
  *
  * - DQ.api(): fetch the JSON API (shared/API.md) with the CSRF header that writes need when they
- *   carry our session cookie (server/auth.py).
+ *   carry our session cookie (server/auth.py), and an Idempotency-Key on every POST so that a
+ *   submit or rerun resent on a flaky link queues once (server/idempotency.py). A caller that
+ *   retries passes its first key in options.headers.
  * - DQ.poll(): light polling that survives a phone going to sleep. Timers are throttled or frozen
  *   while a page is hidden, so instead of trusting them we poll every INTERVAL while visible,
  *   slow right down while hidden, back off after errors, and poll at once when the page becomes
@@ -36,10 +38,17 @@ const DQ = (() => {
     return job.status === "queued" || job.status === "running";
   }
 
+  /* A fresh Idempotency-Key: 128 random bits as hex (crypto.randomUUID needs HTTPS; this does not). */
+  function newKey() {
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+  }
+
   async function api(path, options = {}) {
     const headers = { Accept: "application/json", ...(options.headers || {}) };
     const method = (options.method || "GET").toUpperCase();
     if (method !== "GET") headers["X-CSRF-Token"] = meta("csrf-token");
+    if (method === "POST" && !headers["Idempotency-Key"]) headers["Idempotency-Key"] = newKey();
     const response = await fetch(root + path, {
       ...options, method, headers, credentials: "same-origin",
     });
@@ -214,5 +223,5 @@ const DQ = (() => {
     }
   });
 
-  return { api, poll, fill, fromTemplate, finished, isActive, jobUrl, root };
+  return { api, newKey, poll, fill, fromTemplate, finished, isActive, jobUrl, root };
 })();
