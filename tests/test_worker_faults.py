@@ -271,3 +271,37 @@ def test_the_real_model_s_progress_reaches_the_server_while_it_runs(tmp_path, se
         thread.join(timeout=60)
     assert held["status"] == "running"
     assert done["status"] == "done" and done["progress"] == 1.0
+
+
+
+def test_a_cancel_that_comes_just_before_the_upload_wins(tmp_path, server, tiny_pipeline, caplog):
+    """The cancel lands after the worker's last heartbeat, while its result is on the way: the
+    server ends the job canceled without images, and the worker does not call it done."""
+    from worker.runner import ModelInfo, Worker, WorkerOptions
+    from worker.stopping import StopRequests
+
+    job = submit(server.url, prompt="a boat in fog", seed=6, grid=1)
+    options = WorkerOptions(server_url=server.url, token=WORKER_TOKEN, name="in-process",
+                            model_name="tiny", spool_dir=tmp_path / "spool",
+                            claim_wait_seconds=1.0)
+    stop = StopRequests()
+    worker = Worker(options, tiny_pipeline, ModelInfo("tiny", "fp32", "cpu", True), stop=stop)
+    post_result = worker.client.post_result
+
+    def cancel_then_post(job_id, *args):
+        asked = requests.post(f"{server.url}/api/v1/jobs/{job_id}/cancel", timeout=30).json()
+        assert asked["status"] == "running"  # asked for; the result decides
+        return post_result(job_id, *args)
+
+    worker.client.post_result = cancel_then_post
+    caplog.set_level("INFO", logger="worker")
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        ended = wait_until_finished(server.url, job["id"])
+        wait_for(lambda: "dropped its images" in caplog.text, 60, message="the worker's log line")
+    finally:
+        stop.request("test over")
+        thread.join(timeout=60)
+    assert ended["status"] == "canceled" and ended["image_urls"] == [], ended
+    assert f"job {job['id']} done" not in caplog.text

@@ -77,7 +77,8 @@ class QueueClient:
 
     def post_result(self, job_id: str, lease: str, grid_png: bytes, tile_pngs: list[bytes],
                     meta: dict) -> dict:
-        """Uploads the grid and every tile; returns the job (done)."""
+        """Uploads the grid and every tile; returns the job (done, or canceled when a cancel came
+        first)."""
         files = {"grid": ("grid.png", grid_png, "image/png")}
         for index, png in enumerate(tile_pngs):
             files[f"image_{index}"] = (f"image_{index}.png", png, "image/png")

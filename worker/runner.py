@@ -357,7 +357,7 @@ class Worker:
     def deliver(self, entry: SpooledResult) -> None:
         """Posts one spooled result; it leaves the spool only once the server has answered."""
         try:
-            self.persist(lambda: self.client.post_result(
+            answer = self.persist(lambda: self.client.post_result(
                 entry.job_id, entry.lease, entry.grid_png(), entry.tile_pngs(), entry.meta))
         except LeaseLost as error:
             log.warning("job %s: lease lost before the upload, keeping its images in case it "
@@ -374,6 +374,9 @@ class Worker:
                         "the next start (%s)", entry.job_id, error)
         else:
             self.spool.remove(entry)
+            if answer.get("status") == "canceled":  # canceled before its images arrived
+                log.info("job %s was canceled; the server dropped its images", entry.job_id)
+                return
             meta = entry.meta
             log.info('job %s done: prompt="%s" seed=%s images=%d seconds=%.2f images_per_s=%.2f '
                      "batch_jobs=%s", entry.job_id,
