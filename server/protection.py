@@ -126,7 +126,7 @@ def init_app(app: Flask) -> None:
             if not allowed.allows(host_of(header)):
                 raise DalleqError(
                     f"this server does not answer to the host {header.strip()[:100]!r}; open it at "
-                    "its own address, or add that address to DALLEQ_PUBLIC_URL",
+                    "its own address, or set DALLEQ_PUBLIC_URL to the address you open",
                     code="bad_host",
                 )
 
