@@ -107,20 +107,28 @@ class RecordedStop(StopRequests):
 
 
 class EmptyClaims:
-    """A queue client whose claims come back empty at once, as past a server's long-poll cap."""
+    """A queue client whose claims come back empty at once, as past a server's long-poll cap,
+    or as a poll cut short by a stop (`stop` is then requested during the claim)."""
+
+    def __init__(self, stop: StopRequests | None = None):
+        self.stop = stop
 
     def claim(self, *_args):
+        if self.stop is not None:
+            self.stop.request("a stop during the poll")
         return []
 
     def close(self):
         pass
 
 
-@pytest.mark.parametrize("wait_seconds, slept", [
-    (25.0, [defaults.UNHELD_POLL_PAUSE_SECONDS]),  # an empty long poll answered at once: pause
-    (0.0, []),  # a plain claim asks for no wait
+@pytest.mark.parametrize("wait_seconds, is_stopped_meanwhile, slept", [
+    (25.0, False, [defaults.UNHELD_POLL_PAUSE_SECONDS]),  # an empty poll answered at once: pause
+    (0.0, False, []),  # a plain claim asks for no wait
+    (25.0, True, []),  # a stop ended the poll: the worker goes on to exit, not to pause
 ])
-def test_a_long_poll_the_server_did_not_hold_is_followed_by_a_pause(tmp_path, wait_seconds, slept):
+def test_a_long_poll_the_server_did_not_hold_is_followed_by_a_pause(
+        tmp_path, wait_seconds, is_stopped_meanwhile, slept):
     pytest.importorskip("jax")
     from worker.runner import ModelInfo, Worker, WorkerOptions
 
@@ -128,6 +136,6 @@ def test_a_long_poll_the_server_did_not_hold_is_followed_by_a_pause(tmp_path, wa
     options = WorkerOptions("http://127.0.0.1:9", "t", "w", "tiny", tmp_path / "spool",
                             claim_wait_seconds=wait_seconds)
     worker = Worker(options, None, ModelInfo("tiny", "float32", "cpu", True), stop=stop,
-                    make_client=EmptyClaims)
+                    make_client=lambda: EmptyClaims(stop if is_stopped_meanwhile else None))
     assert worker.claim_batch() == []
     assert stop.slept == slept

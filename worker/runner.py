@@ -149,7 +149,8 @@ class Worker:
         started = time.monotonic()
         claims = self.long_poll(lambda: self.client.claim(
             self.options.name, models, self.options.max_batch, wait_seconds))
-        if not claims and time.monotonic() - started < wait_seconds / 2:
+        is_unheld = not claims and time.monotonic() - started < wait_seconds / 2
+        if is_unheld and not self.stop.is_requested:  # a stop cuts a poll short too
             # An empty answer long before `wait`: the server's long polls are all taken (it keeps
             # threads free for people) and it did not hold this one. Pause before asking again.
             self.stop.sleep(defaults.UNHELD_POLL_PAUSE_SECONDS)
