@@ -100,7 +100,7 @@ def _upload_for(job: dict) -> Upload:
             f"{image_field(tile_count - 1)}",
             code="unexpected_image",
         )
-    meta = validation.result_meta_from(request.form.get("meta"))
+    meta = validation.result_meta_from(request.form.get("meta"), tile_count)
     grid_png = _read_upload("grid")
     tile_pngs = [_read_upload(image_field(i)) for i in range(tile_count)]
     side = defaults.TILE_PIXELS

@@ -119,9 +119,9 @@ def job_metadata(job: dict) -> dict[str, str]:
     }
 
 
-def thumbnail(grid_png: bytes) -> tuple[bytes, tuple[int, int]]:
-    """A small WebP of the grid (bytes, size) so the gallery loads fast on mobile data."""
-    with Image.open(io.BytesIO(grid_png)) as image:
+def thumbnail(png: bytes) -> tuple[bytes, tuple[int, int]]:
+    """A small WebP of the grid or a tile (bytes, size) so the gallery loads fast on mobile data."""
+    with Image.open(io.BytesIO(png)) as image:
         image = image.convert("RGB")
         image.thumbnail((defaults.THUMB_PIXELS, defaults.THUMB_PIXELS), Image.Resampling.LANCZOS)
         buffer = io.BytesIO()

@@ -53,6 +53,11 @@ def schemas() -> dict:
         "image_urls": {"type": "array", "items": url},
         "thumb_url": nullable(url),
     }
+    # version 1.1 (shared/API-1.1.md): optional, a version 1 server leaves them out
+    job_fields_1_1 = {
+        "scores": nullable({"type": "array", "items": {"type": "number"}}),
+        "best_image": nullable({"type": "integer", "minimum": 0}),
+    }
     sampling = {
         "seed": {"type": "integer", "minimum": 0, "maximum": defaults.SEED_MAX},
         "grid": job_fields["grid"],
@@ -98,7 +103,11 @@ def schemas() -> dict:
                 }
             },
         },
-        "Job": {"type": "object", "required": list(job_fields), "properties": job_fields},
+        "Job": {
+            "type": "object",
+            "required": list(job_fields),
+            "properties": {**job_fields, **job_fields_1_1},
+        },
         "JobPage": {
             "type": "object",
             "required": ["jobs", "next_cursor"],

@@ -22,7 +22,7 @@ from flask import (
     url_for,
 )
 
-from . import auth, defaults, idempotency, services, validation
+from . import auth, defaults, idempotency, ranking, services, validation
 from .errors import InvalidInput, KeyReused
 from .models import FINISHED_STATUSES, JobStatus
 from .serialize import job_json, result_meta
@@ -48,7 +48,8 @@ BLANK_JOB = {
     "id": "", "prompt": "", "seed": 0, "grid": defaults.GRID_DEFAULT, "model": "",
     "params": {}, "status": JobStatus.QUEUED.value, "progress": 0.0, "position": None,
     "attempts": 0, "error": None, "parent_id": None, "created_at": None, "started_at": None,
-    "finished_at": None, "grid_url": None, "image_urls": [], "thumb_url": None,
+    "finished_at": None, "grid_url": None, "image_urls": [], "thumb_url": None, "scores": None,
+    "best_image": None,
 }
 
 
@@ -208,6 +209,7 @@ def render_job(row: dict, *, edit: dict | None = None, error: str | None = None,
     page = render_template(
         "job.html",
         job=job,
+        tile_order=ranking.best_first(job["scores"], len(job["image_urls"])),
         meta=result_meta(row),
         is_active=job["status"] in ACTIVE_STATUSES,
         cancel_requested=bool(row.get("cancel_requested")),

@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from . import idempotency
+from . import idempotency, ranking
 from .clock import iso, utcnow
 from .config import Settings
 from .defaults import CLAIM_RECHECK_SECONDS, EXPIRE_EVERY_SECONDS
@@ -371,8 +371,9 @@ class JobQueue:
         if job["cancel_requested"]:  # a cancel is never taken back: finish() cancels the job
             files_dir, image_rows = None, []
         else:
+            scores = ranking.scores_from_meta(upload.meta, len(upload.tile_pngs))
             files_dir, image_rows = storage.save_result(
-                job, upload.grid_png, upload.tile_pngs, upload.sizes
+                job, upload.grid_png, upload.tile_pngs, upload.sizes, ranking.best_index(scores)
             )
         try:
             finished, took_files = self.finish(

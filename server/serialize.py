@@ -2,6 +2,7 @@
 
 import json
 
+from . import ranking
 from .clock import iso
 from .models import JobStatus
 from .storage import GRID_NAME, THUMB_NAME, tile_name
@@ -14,6 +15,7 @@ def file_url(root: str, job_id: str, name: str) -> str:
 def job_json(job: dict, root: str = "") -> dict:
     """The public view of a job row; `root` is the app's URL prefix (request.script_root)."""
     is_done = job["status"] == JobStatus.DONE.value and job["files_dir"]
+    scores = ranking.scores_from_meta(result_meta(job), job["grid"] ** 2) if is_done else None
     return {
         "id": job["id"],
         "prompt": job["prompt"],
@@ -42,6 +44,8 @@ def job_json(job: dict, root: str = "") -> dict:
             else []
         ),
         "thumb_url": file_url(root, job["id"], THUMB_NAME) if is_done else None,
+        "scores": scores,
+        "best_image": ranking.best_index(scores),
     }
 
 

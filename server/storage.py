@@ -42,12 +42,14 @@ class Storage:
             raise ValueError(f"files folder {files_dir!r} is outside the data dir")
         return path
 
-    def save_result(self, job: dict, grid_png: bytes, tile_pngs: list[bytes], sizes) -> tuple:
+    def save_result(self, job: dict, grid_png: bytes, tile_pngs: list[bytes], sizes,
+                    best_image: int | None = None) -> tuple:
         """Write the grid and tiles, stamped with their index and the job, and a thumbnail to a new
         folder.
 
         Returns (files_dir, image rows for the images table). `sizes` gives (width, height) of the
-        grid and then of each tile, as checked by images.check_png.
+        grid and then of each tile, as checked by images.check_png. The thumbnail is of tile
+        `best_image` when the result is ranked (server/ranking.py), else of the grid.
         """
         files_dir = f"{job['id']}-{secrets.token_hex(4)}"
         folder = self.folder(files_dir)
@@ -67,7 +69,7 @@ class Storage:
         for index, (tile_png, size) in enumerate(zip(tile_pngs, sizes[1:])):
             stamped = with_metadata(tile_png, {"tile": str(index)}, metadata)
             write(tile_name(index), stamped, "tile", size, index)
-        thumb, thumb_size = thumbnail(grid_png)
+        thumb, thumb_size = thumbnail(grid_png if best_image is None else tile_pngs[best_image])
         write(THUMB_NAME, thumb, "thumb", thumb_size)
         fsync_folder(folder)
         fsync_folder(self.root)

@@ -9,7 +9,7 @@ import math
 import re
 import secrets
 
-from . import defaults
+from . import defaults, ranking
 from .errors import InvalidInput
 
 _MODEL_NAME = re.compile(defaults.MODEL_NAME_PATTERN)
@@ -223,7 +223,7 @@ def _refuse_constant(name: str):
     raise ValueError(f"{name} is not JSON")  # NaN, Infinity: Python's json takes them, JSON does not
 
 
-def result_meta_from(raw: str | None) -> dict | None:
+def result_meta_from(raw: str | None, image_count: int) -> dict | None:
     """A result's optional `meta` (a JSON object) parsed and checked; None when absent.
 
     Its strings, keys included, are checked like prompts: a lone surrogate or a control character
@@ -259,4 +259,17 @@ def result_meta_from(raw: str | None) -> dict | None:
             raise InvalidInput(
                 "meta text must be UTF-8 without control characters", code="invalid_meta"
             )
+    if "scores" in meta:
+        check_scores(meta["scores"], image_count)
     return meta
+
+
+def check_scores(scores, image_count: int) -> None:
+    """meta.scores (shared/API-1.1.md): one finite number per image, in image_urls' order."""
+    if not isinstance(scores, list) or not all(ranking.is_score(score) for score in scores):
+        raise InvalidInput("meta.scores must be a list of finite numbers", code="invalid_meta")
+    if len(scores) != image_count:
+        raise InvalidInput(
+            f"meta.scores must have one score per image: {image_count}, not {len(scores)}",
+            code="invalid_meta",
+        )

@@ -1,5 +1,6 @@
 /* The job page (job.html): live status and progress from GET /api/v1/jobs/<id>, the grid put in
- * place without a reload when the job is done, and a lightbox for full-size tiles.
+ * place without a reload when the job is done, and a lightbox for full-size tiles (with each
+ * tile's CLIP score when the job is ranked).
  *
  * Progress changes often and only moves the bar (DQ.fill). A change of status changes what the
  * page shows (cancel button, grid, error), so the page itself is fetched once and its [data-swap]
@@ -42,6 +43,7 @@
   const image = document.getElementById("lightbox-image");
   const count = document.getElementById("lightbox-count");
   const download = document.getElementById("lightbox-download");
+  const caption = document.getElementById("lightbox-caption");
   const SWIPE_PX = 40;
   let tiles = [];
   let index = 0;
@@ -54,6 +56,18 @@
     image.alt = tiles[index].querySelector("img")?.alt || "";
     download.href = `${url}?download=1`;
     count.textContent = `${index + 1} / ${tiles.length}`;
+    showScore(tiles[index], index === 0);
+  }
+
+  // A ranked job's tiles come best first, each with its CLIP score (templates/_job_result.html).
+  function showScore(tile, isBest) {
+    if (!caption) return;
+    const score = tile.dataset.score;
+    caption.hidden = score === undefined;
+    const imageNumber = Number(tile.dataset.index) + 1;
+    caption.textContent = score === undefined
+      ? ""
+      : `${isBest ? "Best · " : ""}score ${score} · image ${imageNumber}`;
   }
 
   document.addEventListener("click", (event) => {
