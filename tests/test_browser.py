@@ -6,6 +6,7 @@ paths a GPU worker drives. Nothing here sleeps: every wait is a Playwright expec
 deadline, comfortably above the pages' 2-second polling interval.
 """
 
+import json
 import shutil
 from pathlib import Path
 
@@ -84,9 +85,10 @@ class HttpWorker:
         )
         assert response.status_code == 200, response.text
 
-    def finish(self, job_id: str, lease: str, grid: int) -> dict:
+    def finish(self, job_id: str, lease: str, grid: int, meta: dict | None = None) -> dict:
+        data = {"lease": lease} if meta is None else {"lease": lease, "meta": json.dumps(meta)}
         response = self.post(
-            f"/api/v1/worker/jobs/{job_id}/result", data={"lease": lease}, files=result_files(grid)
+            f"/api/v1/worker/jobs/{job_id}/result", data=data, files=result_files(grid)
         )
         assert response.status_code == 200, response.text
         return response.json()
@@ -289,6 +291,44 @@ def test_password_mode_login_then_submit(browser, tmp_path):
     finally:
         context.close()
         server.stop()
+
+
+def test_a_ranked_job_shows_its_best_tile_first_and_large_with_scores_on_tap(phone, live_server):
+    """Ranking is a view: the best-scored tile comes first and spans the row, the rest follow
+    best first, and tapping a tile shows its score; the files keep their index."""
+    violations = []
+    phone.on("console", lambda message: violations.append(message.text)
+             if "Content Security Policy" in message.text else None)
+    worker = HttpWorker(live_server.url)
+    job_id = api_submit(live_server.url, prompt="a lighthouse, ranked", grid=3)["id"]
+    _job, lease = worker.claim()
+    phone.goto(f"/jobs/{job_id}")
+    expect(phone.locator("#job-status .status")).to_have_text("Running")
+    scores = [20.0, 21.5, 19.0, 25.0, 18.0, 31.25, 22.0, 17.0, 23.0]
+    done = worker.finish(job_id, lease, grid=3, meta={"scores": scores})
+    assert done["best_image"] == 5 and done["scores"] == scores
+    wake(phone)
+
+    tiles = phone.locator("#job-result a.tile")
+    expect(tiles).to_have_count(9)
+    order = [int(index) for index in tiles.evaluate_all("ts => ts.map(t => t.dataset.index)")]
+    assert order == [5, 3, 8, 6, 1, 0, 2, 4, 7]
+    best = tiles.first
+    expect(best).to_have_attribute("href", f"/files/{job_id}/tile_5.png")
+    expect(best.locator(".tile-badge")).to_have_text("Best")
+    best_box, other_box = best.bounding_box(), tiles.nth(1).bounding_box()
+    assert best_box["width"] > 3 * other_box["width"]  # the whole row against a quarter of it
+    assert best_box["y"] + best_box["height"] <= other_box["y"] + 1  # above the rest
+
+    best.tap()
+    caption = phone.locator("#lightbox-caption")
+    expect(phone.locator("#lightbox img")).to_have_attribute(
+        "src", f"/files/{job_id}/tile_5.png")
+    expect(caption).to_have_text("Best · score 31.25 · image 6")
+    expect(phone.locator("#lightbox-count")).to_have_text("1 / 9")
+    phone.locator("#lightbox").get_by_role("button", name="Next").tap()
+    expect(caption).to_have_text("score 25.00 · image 4")
+    assert violations == []
 
 
 def test_pages_run_under_the_content_security_policy(phone, live_server):
