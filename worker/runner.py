@@ -36,6 +36,7 @@ from .errors import (
     Unauthorized,
 )
 from .heartbeats import Heartbeats
+from .ranking import Ranker, ranking_meta
 from .spool import Spool, SpooledResult
 from .stopping import StopRequests
 
@@ -80,7 +81,10 @@ def failure_text(error: BaseException) -> str:
 class Worker:
     def __init__(self, options: WorkerOptions, pipeline, model: ModelInfo, *,
                  stop: StopRequests | None = None,
-                 make_client: Callable[[], QueueClient] | None = None):
+                 make_client: Callable[[], QueueClient] | None = None,
+                 ranker: Ranker | None = None):
+        """ranker: scores each job's tiles against its prompt (worker/ranking.py); None: no
+        scores in the results."""
         from minidalle.grid import make_grid, png_bytes
         from minidalle.pipeline import GenerationRequest, SamplingParams
 
@@ -89,6 +93,7 @@ class Worker:
         self.options = options
         self.pipeline = pipeline
         self.model = model
+        self.ranker = ranker
         self.stop = stop or StopRequests()
         self.make_client = make_client or (lambda: QueueClient(options.server_url, options.token))
         self.client = self.make_client()
@@ -246,9 +251,10 @@ class Worker:
             except Exception as error:  # noqa: BLE001
                 self.report_failure(claim, error)
                 continue
+            scoring = ranking_meta(self.ranker, claim.job_id, claim.job["prompt"], images)
             try:
                 entry = self.spool_result(claim, images, time.perf_counter() - started,
-                                          len(claims), image_count)
+                                          len(claims), image_count, scoring)
             except OSError as error:  # a full or broken disk: this worker can't keep results
                 self.report_failure(claim, error)
                 continue
@@ -287,7 +293,8 @@ class Worker:
         return images
 
     def spool_result(self, claim: Claim, images: list, seconds: float, batch_job_count: int,
-                     batch_image_count: int) -> SpooledResult:
+                     batch_image_count: int, scoring: dict | None = None) -> SpooledResult:
+        """Spools a job's images with its meta; `scoring` adds ranking_meta's scores."""
         job = claim.job
         text = jobs.png_metadata(job, self.model.label, self.model.dtype)
         tile_pngs = [self._png_bytes(image, text) for image in images]
@@ -296,7 +303,8 @@ class Worker:
                 "device": self.model.device, "random_weights": self.model.is_random_weights,
                 "seconds": round(seconds, 3), "batch_jobs": batch_job_count,
                 "batch_images": batch_image_count,
-                "images_per_second": round(batch_image_count / max(seconds, 1e-9), 3)}
+                "images_per_second": round(batch_image_count / max(seconds, 1e-9), 3),
+                **(scoring or {})}
         return self.spool.save(claim, jobs.fingerprint(job), grid_png, tile_pngs, meta)
 
     # -- cancel, lost leases, failures --------------------------------------------------------
