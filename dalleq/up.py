@@ -129,7 +129,7 @@ class WorkerProcess:
 @settings_options
 @functools.partial(worker_options, model_default=None,
                    model_help=" Unset: the demo model (random weights, written on first use).")
-def up(host, port, threads, model, dtype, max_batch, cache, **settings_flags):
+def up(host, port, threads, model, dtype, max_batch, rank, cache, **settings_flags):
     """Run the server and a worker on this machine: the whole loop in one command.
 
     The worker runs as a child process and is restarted if it dies. A worker token is made
@@ -138,13 +138,14 @@ def up(host, port, threads, model, dtype, max_batch, cache, **settings_flags):
     configure_logging()
     try:
         run_up(build_settings(**settings_flags), host=host, port=port, threads=threads,
-               model=model or hub.DEMO_MODEL_NAME, dtype=dtype, max_batch=max_batch, cache=cache)
+               model=model or hub.DEMO_MODEL_NAME, dtype=dtype, max_batch=max_batch, cache=cache,
+               rank=rank)
     except (hub.WeightsError, StartupError) as error:
         raise click.ClickException(str(error)) from None
 
 
 def run_up(settings: Settings, *, host: str, port: int, threads: int, model: str, dtype: str,
-           max_batch: int, cache: Path | None) -> None:
+           max_batch: int, cache: Path | None, rank: bool | None = None) -> None:
     from server.serving import BackgroundServer, announce, make_server
 
     folder = hub.resolve_model(model, cache)
@@ -161,7 +162,7 @@ def run_up(settings: Settings, *, host: str, port: int, threads: int, model: str
     url = f"http://{client_host(host)}:{server.effective_port}"
     worker = WorkerProcess(["--server", url, "--model", str(folder), "--model-name", model_name,
                             "--dtype", dtype, "--max-batch", str(max_batch),
-                            "--name", "local"], token)
+                            "--name", "local", *worker_rank_arguments(rank, cache)], token)
     announce(host, server.effective_port)
     if not settings_token_given:
         print(f"workers on other machines: dalleq worker --server http://<this machine>:"
@@ -178,6 +179,12 @@ def run_up(settings: Settings, *, host: str, port: int, threads: int, model: str
     finally:
         worker.stop()  # the server still answers meanwhile: the current batch can upload
         serving.close()
+
+
+def worker_rank_arguments(rank: bool | None, cache: Path | None) -> list[str]:
+    """The worker's --rank/--no-rank and --cache (where CLIP is looked for) as given to up."""
+    arguments = [] if cache is None else ["--cache", str(cache)]
+    return arguments if rank is None else [*arguments, "--rank" if rank else "--no-rank"]
 
 
 def _interrupt(_signum, _frame):

@@ -17,6 +17,7 @@ from worker import defaults
 from .logs import configure_logging
 from .model_commands import DTYPE_NAMES, cache_option, load_pipeline
 from .parent_pipe import exit_with_parent
+from .ranking import clip_folder, load_ranker
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,10 @@ def worker_options(command, model_default: str | None = "mini", model_help: str 
         click.option("--max-batch", type=click.IntRange(1, 64), envvar="DALLEQ_MAX_BATCH",
                      show_envvar=True, default=defaults.MAX_BATCH, show_default=True,
                      help="Jobs claimed and generated together; each keeps its own images."),
+        click.option("--rank/--no-rank", default=None, envvar="DALLEQ_RANK", show_envvar=True,
+                     show_default="if CLIP is fetched",
+                     help="Score each image against the prompt with CLIP (dalleq weights fetch "
+                          "clip); pages show the best first."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -84,7 +89,7 @@ def worker_options(command, model_default: str | None = "mini", model_help: str 
                    "the worker exits, leaving its results in the spool.")
 @click.option("--parent-fd", type=int, hidden=True,
               help="dalleq up: a pipe whose closing (its parent died) ends this worker at once.")
-def worker(server_url, token, model, dtype, max_batch, cache, model_name, name, spool, once,
+def worker(server_url, token, model, dtype, max_batch, rank, cache, model_name, name, spool, once,
            stop_retry_seconds, parent_fd):
     """Claim jobs from the queue, generate them here, post the images back.
 
@@ -95,17 +100,18 @@ def worker(server_url, token, model, dtype, max_batch, cache, model_name, name, 
     if parent_fd is not None:
         exit_with_parent(parent_fd)
     raise SystemExit(run_worker(server_url, token, model, dtype, max_batch, cache, model_name,
-                                name, spool, once, stop_retry_seconds))
+                                name, spool, once, stop_retry_seconds, rank))
 
 
 def run_worker(server_url, token, model, dtype, max_batch, cache, model_name, name, spool,
-               once, stop_retry_seconds=defaults.STOP_RETRY_SECONDS) -> int:
+               once, stop_retry_seconds=defaults.STOP_RETRY_SECONDS, rank=None) -> int:
     from worker.runner import ModelInfo, Worker, WorkerOptions
     from worker.stopping import StopRequests, stops_at_once
 
     with stops_at_once("loading the model"):  # nothing is claimed yet: nothing to finish
         log.info("loading the model %s (Ctrl-C stops at once: nothing is claimed until it is "
                  "ready)", model)
+        ranker = load_ranker(rank, cache)  # first: a missing CLIP is told before the long load
         folder, pipeline = load_model(model, cache, dtype)
     stop = StopRequests()
     stop.install()
@@ -118,7 +124,9 @@ def run_worker(server_url, token, model, dtype, max_batch, cache, model_name, na
                             is_once=once, stop_retry_seconds=stop_retry_seconds)
     info = ModelInfo(label=label, dtype=dtype, device=device_description(),
                      is_random_weights=is_random_weights(folder))
-    return Worker(options, pipeline, info, stop=stop).run()
+    if ranker is not None:
+        log.info("ranking each job's images with CLIP from %s", clip_folder(cache))
+    return Worker(options, pipeline, info, stop=stop, ranker=ranker).run()
 
 
 def load_model(model: str, cache: Path | None, dtype: str):
