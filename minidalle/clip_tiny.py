@@ -4,8 +4,8 @@
 demo rank tiles through exactly the code that loads the real CLIP (STYLE 9). Its scores mean
 nothing. The tokenizer is CLIP's byte-level BPE scheme (each byte alone, each byte ending a word
 with `</w>`, then merges, then `<|startoftext|>` and `<|endoftext|>` last, so the end-of-text
-token has the highest id, as in CLIP's vocabulary) with a few merges learned here from tiny.py's
-prompt corpus; transformers' CLIPTokenizerFast reads the files and writes the `tokenizer.json`.
+token has the highest id, as in CLIP's vocabulary) with a few merges learned here from a prompt corpus
+(tiny.py's); transformers' CLIPTokenizerFast reads the files and writes the `tokenizer.json`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from pathlib import Path
 from .checkpoint import save_params
 from .clip import CONFIG_FILE, ClipConfig, ClipTextConfig, ClipVisionConfig
 from .clip_checkpoint import random_params
-from .tiny import CORPUS, RANDOM_WEIGHTS_MARKER
 
 WORD_END = "</w>"
 START_TOKEN, END_TOKEN = "<|startoftext|>", "<|endoftext|>"
@@ -79,12 +78,12 @@ def learn_merges(words: list[str], merge_count: int) -> list[tuple[str, str]]:
     return merges
 
 
-def write_clip_tokenizer(folder: Path) -> int:
-    """vocab.json, merges.txt, tokenizer.json, tokenizer_config.json, special_tokens_map.json;
-    returns the vocabulary size."""
+def write_clip_tokenizer(folder: Path, corpus: str) -> int:
+    """vocab.json, merges.txt, tokenizer.json, tokenizer_config.json, special_tokens_map.json,
+    merges learned from corpus; returns the vocabulary size."""
     from transformers import CLIPTokenizerFast
 
-    words = [word.strip(",.") for word in CORPUS.lower().split()]
+    words = [word.strip(",.") for word in corpus.lower().split()]
     merges = learn_merges([word for word in words if word], MERGE_COUNT)
     symbols = byte_symbols()
     vocab = symbols + [symbol + WORD_END for symbol in symbols]
@@ -103,20 +102,17 @@ def write_clip_tokenizer(folder: Path) -> int:
     return len(vocab)
 
 
-def write_tiny_clip(folder: Path, seed: int = 0) -> Path:
+def write_tiny_clip(folder: Path, corpus: str, seed: int = 0) -> Path:
     """Write a random tiny CLIP to folder; returns folder."""
-    return write_random_clip(folder, tiny_clip_config, seed)
+    return write_random_clip(folder, tiny_clip_config, corpus, seed)
 
 
-def write_random_clip(folder: Path, config_for_vocab_size, seed: int = 0) -> Path:
+def write_random_clip(folder: Path, config_for_vocab_size, corpus: str, seed: int = 0) -> Path:
     """A random CLIP of any shape: config_for_vocab_size(vocab size) gives its config
     (bench/bench_clip.py writes ViT-B/32's shape this way)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    config = config_for_vocab_size(write_clip_tokenizer(folder))
+    config = config_for_vocab_size(write_clip_tokenizer(folder, corpus))
     (folder / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     save_params(folder, random_params(config, seed))
-    (folder / RANDOM_WEIGHTS_MARKER).write_text(
-        "These CLIP weights are random: their scores mean nothing. Written by `dalleq weights "
-        "tiny` for tests and the demo.\n")
     return folder
