@@ -79,10 +79,11 @@ def weights():
 
 
 @weights.command("fetch")
-@click.argument("name", metavar="NAME", type=click.Choice(hub.MODEL_NAMES))
+@click.argument("name", metavar="NAME", type=click.Choice(hub.FETCH_NAMES))
 @cache_option
 def weights_fetch(name, cache):
-    """Download the published NAME checkpoint (mini or mega) and its VQGAN from huggingface.co.
+    """Download the published NAME checkpoint (mini or mega) and its VQGAN from huggingface.co;
+    clip downloads CLIP ViT-B/32, which the worker ranks tiles with.
 
     Files already downloaded are not downloaded again: running it again resumes or checks.
     """
@@ -97,7 +98,10 @@ def weights_fetch(name, cache):
         ) from None
     except hub.WeightsError as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"{name} is ready in {folder}: dalleq generate --model {name} \"a red apple\"")
+    if name == hub.CLIP_NAME:
+        click.echo(f"clip is ready in {folder}: the worker ranks each grid's tiles with it")
+    else:
+        click.echo(f"{name} is ready in {folder}: dalleq generate --model {name} \"a red apple\"")
 
 
 @weights.command("tiny")
@@ -107,7 +111,8 @@ def weights_fetch(name, cache):
 def weights_tiny(folder, seed):
     """Write a tiny model with RANDOM weights to DIR, in the published layout.
 
-    It loads and generates in seconds on a CPU, for tests and demos.
+    It loads and generates in seconds on a CPU, for tests and demos. DIR/clip holds a tiny CLIP
+    (random too) in CLIP's published layout, to rank its tiles.
     """
     try:
         from minidalle.tiny import write_tiny_checkpoint

@@ -2,7 +2,8 @@
 
 The folder has what `dalle-mini/dalle-mini` has (config.json, flax_model.msgpack, the BART
 tokenizer files) plus a `vqgan/` folder like `dalle-mini/vqgan_imagenet_f16_16384`, so tests and
-the demo load it through exactly the code that loads real weights (STYLE 9). The architecture is
+the demo load it through exactly the code that loads real weights (STYLE 9); `clip/` holds a
+tiny CLIP in `openai/clip-vit-base-patch32`'s layout (clip_tiny.py) to rank its tiles. The architecture is
 the published one at small widths; the image side keeps the real 16384 codes and 256×256 output,
 so the sampler's restriction to codes and the server's tile sizes are exercised for real.
 
@@ -17,12 +18,14 @@ import json
 from pathlib import Path
 
 from .checkpoint import save_params
+from .clip_tiny import write_tiny_clip
 from .config import CONFIG_FILE, DalleBartConfig
 from .random_weights import random_params, random_vqgan_params
 from .tokenizer import TOKENIZER_FILE
 from .vqgan import VQGANConfig, save_vqgan
 
 RANDOM_WEIGHTS_MARKER = "RANDOM_WEIGHTS.txt"
+CLIP_SUBFOLDER = "clip"  # weights.CLIP_SUBFOLDER: the tiny CLIP that ranks the tiny model's tiles
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
 # What transformers' BART tokenizer reads from tokenizer_config.json (the published file's keys).
 TOKENIZER_CONFIG = {
@@ -81,7 +84,11 @@ def write_tokenizer(folder: Path) -> int:
 
 
 def write_tiny_checkpoint(folder: Path, seed: int = 0) -> Path:
-    """Write a random model to folder (and folder/vqgan); returns folder."""
+    """Write a random model to folder (and folder/vqgan), and a random CLIP to folder/clip;
+    returns folder."""
+    folder = Path(folder)
+    write_tiny_clip(folder / CLIP_SUBFOLDER, CORPUS, seed)
+    write_random_marker(folder / CLIP_SUBFOLDER)
     return write_random_checkpoint(folder, tiny_config, TINY_VQGAN, seed)
 
 
@@ -96,11 +103,16 @@ def write_random_checkpoint(folder: Path, config_for_vocab_size, vqgan_config: V
     (folder / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     save_params(folder, random_params(config, seed))
     save_vqgan(folder / "vqgan", vqgan_config, random_vqgan_params(vqgan_config, seed))
+    write_random_marker(folder)
+    return folder
+
+
+def write_random_marker(folder: Path) -> None:
     (folder / RANDOM_WEIGHTS_MARKER).write_text(
         "These weights are random: the images are noise-like patterns, not pictures of the "
-        "prompt. Written by `dalleq weights tiny` for tests and the demo.\n"
+        "prompt, and CLIP scores mean nothing. Written by `dalleq weights tiny` for tests and "
+        "the demo.\n"
     )
-    return folder
 
 
 def is_random_weights(folder: Path) -> bool:

@@ -10,6 +10,10 @@ word-frequency file (dalle-mini's own code reads it from mini's repo for mega to
 (`snapshot_download(local_dir=...)`), so there is nothing to move afterwards, a second fetch only
 checks what is already there, and a person without internet access can copy the same files by hand.
 
+`dalleq weights fetch clip` puts `openai/clip-vit-base-patch32` (config, Flax weights, tokenizer
+files) in the cache's `clip` folder; the worker ranks tiles with it when `clip_folder` finds it
+(a model folder's own `clip/`, as the tiny model has, comes first).
+
 The demo model (`--model demo`) is a tiny checkpoint with random weights (tiny.py), written into
 the cache by `resolve_model` the first time it is named: a few seconds, no download.
 
@@ -42,10 +46,17 @@ DALLE_BART_FILES = (
     "special_tokens_map.json",
 )
 VQGAN_FILES = (CONFIG_FILE, "flax_model.msgpack")
+CLIP_FILES = (
+    CONFIG_FILE, "flax_model.msgpack",
+    # CLIP's tokenizer, read by transformers' CLIPTokenizerFast
+    "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json",
+    "special_tokens_map.json",
+)
 
 MINI_REPO = "dalle-mini/dalle-mini"
 VQGAN_REPO = "dalle-mini/vqgan_imagenet_f16_16384"
 VQGAN_COMMIT = "e93a26e7707683d349bf5d5c41c5b0ef69b677a9"  # pinned by dalle-mini's notebook
+CLIP_REPO = "openai/clip-vit-base-patch32"
 HUB_URL = "https://huggingface.co"
 
 
@@ -77,15 +88,20 @@ def model_sources(model_repo: str) -> tuple[HubFiles, ...]:
     return HubFiles(model_repo, DALLE_BART_FILES), word_frequencies, vqgan
 
 
+CLIP_NAME = "clip"
+CLIP_SUBFOLDER = "clip"  # tiny.CLIP_SUBFOLDER: a model folder's own CLIP
 SOURCES_FROM_NAME = {
     "mini": model_sources(MINI_REPO),
     "mega": model_sources("dalle-mini/dalle-mega"),
+    CLIP_NAME: (HubFiles(CLIP_REPO, CLIP_FILES),),
 }
-MODEL_NAMES = tuple(SOURCES_FROM_NAME)
+MODEL_NAMES = ("mini", "mega")  # what generates images
+FETCH_NAMES = (*MODEL_NAMES, CLIP_NAME)
 DEMO_MODEL_NAME = "demo"
 NAMED_MODELS = (*MODEL_NAMES, DEMO_MODEL_NAME)  # what --model takes besides a folder
-# fp32 weights + VQGAN + word frequencies (reference §7, "Weight files"), for the messages only.
-DOWNLOAD_GB_FROM_NAME = {"mini": 2.1, "mega": 10.8}
+# fp32 weights + VQGAN + word frequencies (reference §7, "Weight files"); CLIP's
+# flax_model.msgpack is 605 MB. For the messages only.
+DOWNLOAD_GB_FROM_NAME = {"mini": 2.1, "mega": 10.8, CLIP_NAME: 0.6}
 
 
 def default_cache() -> Path:
@@ -97,10 +113,10 @@ def default_cache() -> Path:
 
 
 def model_folder(name: str, cache: Path | str | None = None) -> Path:
-    """The folder `fetch` fills for model `name` (mini or mega); cache None: `default_cache()`."""
+    """The folder `fetch` fills for `name` (mini, mega or clip); cache None: `default_cache()`."""
     if name not in SOURCES_FROM_NAME:
         raise WeightsError(
-            f"unknown model {name!r}; the published ones are {', '.join(MODEL_NAMES)}"
+            f"unknown model {name!r}; the published ones are {', '.join(FETCH_NAMES)}"
         )
     return cache_root(cache) / name
 
@@ -153,7 +169,7 @@ def resolve_model(name_or_dir: str | Path, cache: Path | str | None = None) -> P
     """
     if str(name_or_dir) == DEMO_MODEL_NAME:
         return demo_model_folder(cache)
-    if str(name_or_dir) in SOURCES_FROM_NAME:
+    if str(name_or_dir) in MODEL_NAMES:
         name = str(name_or_dir)
         folder = model_folder(name, cache)
         missing = missing_files(name, folder)
@@ -172,6 +188,15 @@ def resolve_model(name_or_dir: str | Path, cache: Path | str | None = None) -> P
         f"{folder} {what}: give {' or '.join(MODEL_NAMES)} (after `dalleq weights fetch NAME`) "
         f"or a model folder with config.json (`dalleq weights tiny DIR` writes a small random one)"
     )
+
+
+def clip_folder(model_dir: Path | None, cache: Path | str | None = None) -> Path | None:
+    """The CLIP to rank tiles with: `model_dir/clip` if it has config.json, else the fetched one
+    in the cache if all its files are there, else None (no ranking)."""
+    if model_dir is not None and (Path(model_dir) / CLIP_SUBFOLDER / CONFIG_FILE).is_file():
+        return Path(model_dir) / CLIP_SUBFOLDER
+    folder = model_folder(CLIP_NAME, cache)
+    return folder if not missing_files(CLIP_NAME, folder) else None
 
 
 def network_errors() -> tuple[type[BaseException], ...]:
@@ -201,12 +226,13 @@ def unreachable_message(name: str, folder: Path, what_failed: str) -> str:
         f"Could not download the {name} weights: {what_failed}. `dalleq weights fetch` needs "
         f"internet access to {HUB_URL} (and HF_HUB_OFFLINE unset). To install them by hand, copy "
         f"these files from a machine that has them (or from the hub's web pages): {by_hand}. "
-        f"Then `dalleq generate --model {name}` finds them."
+        f"Then {'the worker' if name == CLIP_NAME else f'`dalleq generate --model {name}`'} "
+        f"finds them."
     )
 
 
 def fetch(name: str, cache: Path | str | None = None) -> Path:
-    """Download model `name` (mini or mega) with its VQGAN into `model_folder(name, cache)`.
+    """Download `name` (mini or mega with its VQGAN, or clip) into `model_folder(name, cache)`.
 
     Files already there are kept. Returns the folder; raises WeightsError with a paragraph to show
     the user when the hub can't be reached or a file is still missing afterwards.

@@ -167,13 +167,13 @@ def test_a_broken_model_folder_names_what_is_wrong(tiny_model, tmp_path):
     assert "Traceback" not in result.output
 
 
-def fetch_in_a_fresh_process(cache, tmp_path, **env):
-    """`python -m dalleq weights fetch mini` with the hub settings in env and no cached token."""
+def fetch_in_a_fresh_process(cache, tmp_path, name="mini", **env):
+    """`python -m dalleq weights fetch NAME` with the hub settings in env and no cached token."""
     environ = {name: value for name, value in os.environ.items()
                if not name.startswith(("HF_", "HUGGING_FACE"))}
     environ.update(HF_HOME=str(tmp_path / "hf-home"), **env)
     return subprocess.run(
-        [sys.executable, "-m", "dalleq", "weights", "fetch", "mini", "--cache", str(cache)],
+        [sys.executable, "-m", "dalleq", "weights", "fetch", name, "--cache", str(cache)],
         cwd=REPO, env=environ, capture_output=True, text=True, timeout=120, check=False,
     )
 
@@ -195,6 +195,17 @@ def test_fetch_without_the_hub_explains_and_exits_1(tmp_path, hub_env):
            f"{cache / 'mini'}" in message
     assert f"revision {weights.VQGAN_COMMIT} into {cache / 'mini' / 'vqgan'}" in message
     assert message.count("\n") == 1  # one paragraph
+
+
+def test_fetch_clip_without_the_hub_names_its_repo_and_files(tmp_path):
+    cache = tmp_path / "models"
+    done = fetch_in_a_fresh_process(cache, tmp_path, name="clip", HF_HUB_OFFLINE="1")
+    assert done.returncode == 1, done.stderr
+    message = done.stderr.split("Error: ", 1)[1]
+    assert message.startswith("Could not download the clip weights: openai/clip-vit-base-patch32")
+    assert f"special_tokens_map.json from https://huggingface.co/openai/clip-vit-base-patch32 " \
+           f"into {cache / 'clip'}" in message
+    assert "Then the worker finds them." in message
 
 
 def test_fetch_offline_over_a_partial_folder_lists_what_is_missing(tmp_path):
@@ -232,7 +243,7 @@ def test_resolve_model_finds_fetched_models_and_folders(tmp_path, monkeypatch):
 
 def test_fetch_lays_out_the_files_the_loaders_read():
     from dalleq.model_commands import DTYPE_NAMES
-    from minidalle import checkpoint, config, pipeline, text, tokenizer, vqgan
+    from minidalle import checkpoint, clip, config, pipeline, text, tiny, tokenizer, vqgan
 
     assert weights.CONFIG_FILE == config.CONFIG_FILE
     assert set(weights.DALLE_BART_FILES) == {
@@ -242,9 +253,15 @@ def test_fetch_lays_out_the_files_the_loaders_read():
     assert weights.VQGAN_FILES == (vqgan.CONFIG_FILE_NAME, vqgan.PARAMS_FILE_NAME)
     assert weights.VQGAN_SUBFOLDER == pipeline.VQGAN_SUBFOLDER
     assert set(DTYPE_NAMES) <= set(config.DTYPE_FROM_NAME)
-    for sources in weights.SOURCES_FROM_NAME.values():
-        file_names = [name for source in sources for name in source.file_names]
+    for name in weights.MODEL_NAMES:
+        file_names = [name for source in weights.SOURCES_FROM_NAME[name]
+                      for name in source.file_names]
         assert weights.WORD_FREQUENCY_FILE in file_names
+    # CLIP's tokenizer file set has the same names as BART's
+    assert set(weights.CLIP_FILES) == {
+        clip.CONFIG_FILE, checkpoint.MODEL_FILE, *tokenizer.TOKENIZER_FILES
+    }
+    assert weights.CLIP_SUBFOLDER == tiny.CLIP_SUBFOLDER
 
 
 def test_help_shows_the_pipelines_sampling_defaults():
