@@ -52,6 +52,10 @@ def schemas() -> dict:
         "grid_url": nullable(url),
         "image_urls": {"type": "array", "items": url},
         "thumb_url": nullable(url),
+        "preview_url": nullable(url),
+        "preview_steps": nullable(
+            {"type": "integer", "minimum": 0, "maximum": defaults.PREVIEW_STEPS_MAX}
+        ),
     }
     sampling = {
         "seed": {"type": "integer", "minimum": 0, "maximum": defaults.SEED_MAX},
@@ -165,6 +169,15 @@ def schemas() -> dict:
             },
         },
         "LeaseAnswer": lease_answer,
+        "Preview": {
+            "type": "object",
+            "required": ["lease", "steps", "image"],
+            "properties": {
+                "lease": lease,
+                "steps": {"type": "integer", "minimum": 0, "maximum": defaults.PREVIEW_STEPS_MAX},
+                "image": {"type": "string", "description": "PNG, JPEG or WebP, at most 1 MB"},
+            },
+        },
         "Result": {
             "type": "object",
             "required": ["lease", "grid", "image_0"],
