@@ -435,3 +435,32 @@ def test_the_live_queue_shows_each_new_preview_in_the_row(phone, live_server):
         "src", f"/files/{job_id}/thumb.webp")
     expect(finished.locator("img.job-preview")).to_be_hidden()
     assert_not_reloaded(phone)
+
+
+def test_a_newer_preview_waits_for_the_one_loading_instead_of_stacking_fetches(phone, live_server):
+    """DQ.showLatest on a slow link: one fetch at a time; previews arriving meanwhile replace the
+    pending one, so only the newest is fetched next. Loads are played by hand (a stand-in Image)."""
+    phone.goto("/")
+    steps = phone.evaluate("""() => {
+      const fetches = [];
+      window.Image = class { set src(url) { fetches.push(this); this.url = url; } };
+      const img = document.createElement("img");
+      img.hidden = true;
+      const seen = () => ({ fetched: fetches.map((f) => f.url), shown: img.hidden ? null : img.src });
+      const steps = [];
+      DQ.showLatest(img, "/p?steps=1");
+      DQ.showLatest(img, "/p?steps=2");
+      DQ.showLatest(img, "/p?steps=3");
+      steps.push(seen());
+      fetches[0].onload();
+      steps.push(seen());
+      fetches[1].onload();
+      steps.push(seen());
+      return steps;
+    }""")
+    origin = live_server.url
+    assert steps == [
+        {"fetched": ["/p?steps=1"], "shown": None},
+        {"fetched": ["/p?steps=1", "/p?steps=3"], "shown": f"{origin}/p?steps=1"},
+        {"fetched": ["/p?steps=1", "/p?steps=3"], "shown": f"{origin}/p?steps=3"},
+    ]
