@@ -1,4 +1,5 @@
-"""The worker API, /api/v1/worker (shared/API.md, "For workers"): claim, heartbeat, result, fail.
+"""The worker API, /api/v1/worker (shared/API.md, "For workers"): claim, heartbeat, result, fail,
+and preview (shared/API-1.1.md).
 
 Every call needs the bearer token. Leases make late or duplicate workers harmless: each verb in
 server/queue.py checks the lease in its WHERE clause and answers 409 when it is not current.
@@ -9,8 +10,8 @@ from flask import Blueprint, jsonify, request
 from . import auth, defaults, long_polls, services, validation
 from .api_jobs import json_body
 from .clock import iso
-from .errors import InvalidInput
-from .images import check_png
+from .errors import DalleqError, InvalidInput
+from .images import check_png, check_preview
 from .queue import Upload
 from .serialize import job_json
 
@@ -51,18 +52,44 @@ def claim():
     return jsonify({"jobs": [claimed_json(job) for job in claimed]})
 
 
+def heartbeat_json(job: dict) -> dict:
+    return {
+        "lease_expires_at": iso(job["lease_expires_at"]),
+        "cancel_requested": bool(job["cancel_requested"]),
+    }
+
+
 @bp.post("/jobs/<job_id>/heartbeat")
 def heartbeat(job_id):
     body = json_body()
     job = services().queue.heartbeat(
         job_id, validation.lease_from(body), validation.progress_from(body)
     )
-    return jsonify(
-        {
-            "lease_expires_at": iso(job["lease_expires_at"]),
-            "cancel_requested": bool(job["cancel_requested"]),
-        }
-    )
+    return jsonify(heartbeat_json(job))
+
+
+def _preview_image() -> bytes:
+    """The checked `image` of a preview post: 413 past defaults.PREVIEW_MAX_BYTES, 400 unless a
+    whole PNG, JPEG or WebP."""
+    upload = request.files.get("image")
+    if upload is None:
+        raise InvalidInput("image (a PNG, JPEG or WebP file) is missing", code="missing_image")
+    data = upload.read(defaults.PREVIEW_MAX_BYTES + 1)
+    if len(data) > defaults.PREVIEW_MAX_BYTES:
+        raise DalleqError(
+            f"a preview is at most {defaults.PREVIEW_MAX_BYTES // 2**20} MB",
+            code="too_large", status=413,
+        )
+    check_preview(data, "image")
+    return data
+
+
+@bp.post("/jobs/<job_id>/preview")
+def preview(job_id):
+    lease = validation.lease_from(request.form)
+    steps = validation.preview_steps_from(request.form)
+    job = services().queue.post_preview(job_id, lease, steps, _preview_image())
+    return jsonify(heartbeat_json(job))
 
 
 @bp.post("/jobs/<job_id>/fail")

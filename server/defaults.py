@@ -48,3 +48,8 @@ ORPHAN_SWEEP_EVERY_SECONDS = 3600
 # Idempotency keys (shared/API-1.1.md): a retried submit within this window returns the first job.
 IDEMPOTENCY_KEY_MAX_CHARS = 200
 IDEMPOTENCY_KEY_HOURS = 24
+
+# Live previews (shared/API-1.1.md): a small WebP or JPEG of the grid forming, one per running job.
+PREVIEW_MAX_BYTES = 2**20
+PREVIEW_STEPS_MAX = 256  # image tokens per tile: DALL-E Mini draws 16x16 VQGAN codes
+PREVIEW_MAX_SIDE_PIXELS = TILE_PIXELS * GRID_MAX  # never larger than the largest grid

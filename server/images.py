@@ -72,6 +72,35 @@ def check_png(data: bytes, name: str, expected_side_pixels: int) -> tuple[int, i
     return size
 
 
+PREVIEW_FORMATS = ["PNG", "JPEG", "WEBP"]
+
+
+def check_preview(data: bytes, name: str) -> tuple[int, int]:
+    """Raise InvalidInput unless `data` is a complete PNG, JPEG or WebP no larger than the largest
+    grid; returns its size. As check_png: the header is read (and a bomb refused) before pixels."""
+    side = defaults.PREVIEW_MAX_SIDE_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=PREVIEW_FORMATS) as image:
+                size = image.size
+                if max(size) > side:
+                    raise InvalidInput(
+                        f"{name} is {size[0]}x{size[1]} pixels; a preview is at most "
+                        f"{side}x{side}",
+                        code="invalid_image_size",
+                    )
+                image.load()
+    except InvalidInput:
+        raise
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError,
+            Image.DecompressionBombWarning, zlib.error) as exc:
+        raise InvalidInput(
+            f"{name} is not a valid PNG, JPEG or WebP image ({exc})", code="invalid_image"
+        ) from None
+    return size
+
+
 def _chunk(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(
         ">I", zlib.crc32(kind + payload) & 0xFFFFFFFF

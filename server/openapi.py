@@ -202,6 +202,22 @@ def paths() -> dict:
                 body="Heartbeat",
             ),
         },
+        "/api/v1/worker/jobs/{job_id}/preview": {
+            "parameters": [JOB_ID],
+            "post": operation(
+                "Show the grid forming; counts as a heartbeat",
+                {
+                    "200": answer("the lease, as a heartbeat answers", ref("LeaseAnswer")),
+                    **WORKER,
+                    "413": error("too_large: a preview over 1 MB, or over DALLEQ_MAX_UPLOAD_MB"),
+                    **NOT_FOUND,
+                    **STALE,
+                },
+                WORKER_SECURITY,
+                body="Preview",
+                media_type="multipart/form-data",
+            ),
+        },
         "/api/v1/worker/jobs/{job_id}/result": {
             "parameters": [JOB_ID],
             "post": operation(

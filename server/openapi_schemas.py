@@ -57,6 +57,10 @@ def schemas() -> dict:
     job_fields_1_1 = {
         "scores": nullable({"type": "array", "items": {"type": "number"}}),
         "best_image": nullable({"type": "integer", "minimum": 0}),
+        "preview_url": nullable(url),
+        "preview_steps": nullable(
+            {"type": "integer", "minimum": 0, "maximum": defaults.PREVIEW_STEPS_MAX}
+        ),
     }
     sampling = {
         "seed": {"type": "integer", "minimum": 0, "maximum": defaults.SEED_MAX},
@@ -174,6 +178,15 @@ def schemas() -> dict:
             },
         },
         "LeaseAnswer": lease_answer,
+        "Preview": {
+            "type": "object",
+            "required": ["lease", "steps", "image"],
+            "properties": {
+                "lease": lease,
+                "steps": {"type": "integer", "minimum": 0, "maximum": defaults.PREVIEW_STEPS_MAX},
+                "image": {"type": "string", "description": "PNG, JPEG or WebP, at most 1 MB"},
+            },
+        },
         "Result": {
             "type": "object",
             "required": ["lease", "grid", "image_0"],

@@ -49,7 +49,7 @@ BLANK_JOB = {
     "params": {}, "status": JobStatus.QUEUED.value, "progress": 0.0, "position": None,
     "attempts": 0, "error": None, "parent_id": None, "created_at": None, "started_at": None,
     "finished_at": None, "grid_url": None, "image_urls": [], "thumb_url": None, "scores": None,
-    "best_image": None,
+    "best_image": None, "preview_url": None, "preview_steps": None,
 }
 
 

@@ -1,11 +1,14 @@
-"""The queue's verbs: submit, claim (and its long poll), heartbeat, finish (and the result post),
-fail, expire, cancel, delete.
+"""The queue's verbs: submit, claim (and its long poll), heartbeat (and the preview post), finish
+(and the result post), fail, expire, cancel, delete.
 
 Each verb is one transaction built around one conditional UPDATE (or INSERT/DELETE) whose WHERE
 clause carries everything the verb depends on, the lease included, and the verb then checks that it
 changed the row it meant to (STYLE 22, after huey's SqliteStorage.dequeue). That is what makes a
 job impossible to claim twice, even with several server processes on one PostgreSQL database, and
 what turns a late or duplicate worker call into a 409 instead of an overwrite (shared/API.md).
+
+A running job may have a live preview (server/previews.py); every verb that ends a running attempt
+clears its steps in the same UPDATE and drops its file after the commit.
 """
 
 import dataclasses
@@ -38,6 +41,7 @@ from .defaults import CLAIM_RECHECK_SECONDS, EXPIRE_EVERY_SECONDS
 from .errors import Conflict, KeyReused, NotFound, StaleLease
 from .idempotency import SubmissionKey
 from .models import JobStatus, images_table, jobs_table
+from .previews import PreviewStore
 from .statements import (
     QUEUED_UP_TO,
     SUBMIT_STATEMENT,
@@ -76,6 +80,7 @@ class JobQueue:
     def __init__(self, engine: Engine, settings: Settings):
         self.engine = engine
         self.settings = settings
+        self.previews = PreviewStore(settings.data_dir)
         self._last_expire: datetime | None = None
         # Long-polling claims wait on this; submit() wakes them (other processes are caught by the
         # pollers' periodic re-check).
@@ -223,6 +228,7 @@ class JobQueue:
                 raise NotFound(f"no job {job_id}")
             # Foreign keys cascade on both backends; this keeps SQLite files opened elsewhere honest.
             connection.execute(delete(images_table).where(images_table.c.job_seq == row.seq))
+        self.previews.remove(job_id)  # after the commit, as every verb that ends a job
         log.info("job %s deleted", job_id)
         return row.files_dir
 
@@ -289,6 +295,31 @@ class JobQueue:
                 self._raise_stale(connection, job_id, now)
         return row._asdict()
 
+    def post_preview(self, job_id: str, lease: str, steps: int, image: bytes, *, now=None) -> dict:
+        """A heartbeat that brings a preview: extend the lease and keep `image` as the job's
+        preview unless the one stored was made at more steps. Returns the row.
+
+        The file is written inside the transaction, after the UPDATE that holds the row: a verb
+        ending the job commits after it, then drops the file, so no preview outlives its job.
+        """
+        now = now or utcnow()
+        with self._transaction() as connection:
+            row = connection.execute(
+                update(jobs)
+                .where(self._holds(job_id, lease, now))
+                .values(lease_expires_at=now + self._lease_length)
+                .returning(*jobs.c)
+            ).one_or_none()
+            if row is None:
+                self._raise_stale(connection, job_id, now)
+            if row.preview_steps is not None and steps < row.preview_steps:
+                log.info("job %s: a preview at %d steps came after one at %d; kept the newer",
+                         job_id, steps, row.preview_steps)
+                return row._asdict()
+            connection.execute(update(jobs).where(jobs.c.id == job_id).values(preview_steps=steps))
+            self.previews.save(job_id, image)
+        return dict(row._asdict(), preview_steps=steps)
+
     def finish(self, job_id, lease, files_dir, images: list[dict], meta, *, now=None):
         """Mark the job done with its stored files, or canceled when a cancel was asked for
         before the result arrived (the cancel wins: the job takes no files). Returns (row,
@@ -316,6 +347,7 @@ class JobQueue:
                         else_=json.dumps(meta) if meta is not None else None,
                     ),
                     error=None,
+                    preview_steps=None,
                 )
                 .returning(*jobs.c)
             ).one_or_none()
@@ -324,13 +356,14 @@ class JobQueue:
                 if current is not None:
                     return current, False
                 self._raise_stale(connection, job_id, now)
-            if row.status == JobStatus.CANCELED.value:
-                log.info("job %s canceled: its result arrived after the cancel", job_id)
-                return row._asdict(), False
-            if images:
+            if images and row.status == JobStatus.DONE.value:
                 connection.execute(
                     insert(images_table), [dict(image, job_seq=row.seq) for image in images]
                 )
+        self.previews.remove(job_id)
+        if row.status == JobStatus.CANCELED.value:
+            log.info("job %s canceled: its result arrived after the cancel", job_id)
+            return row._asdict(), False
         log.info("job %s done (%d files in %s)", job_id, len(images), files_dir)
         return row._asdict(), True
 
@@ -408,6 +441,7 @@ class JobQueue:
             ).one_or_none()
             if row is None:
                 self._raise_stale(connection, job_id, now)
+        self.previews.remove(job_id)
         log.info("job %s attempt failed (%s): now %s", job_id, error[:80], row.status)
         return row._asdict()
 
@@ -418,15 +452,18 @@ class JobQueue:
             " stopped reporting"
         )
         with self._transaction() as connection:
-            result = connection.execute(
+            expired_ids = connection.execute(
                 update(jobs)
                 .where(jobs.c.status == JobStatus.RUNNING.value, jobs.c.lease_expires_at < now)
                 .values(self._end_attempt(now, message, retryable=True))
-            )
-        if result.rowcount:
-            log.info("%d expired lease(s) handed back", result.rowcount)
+                .returning(jobs.c.id)
+            ).scalars().all()
+        for job_id in expired_ids:
+            self.previews.remove(job_id)
+        if expired_ids:
+            log.info("%d expired lease(s) handed back", len(expired_ids))
         self._last_expire = now
-        return result.rowcount
+        return len(expired_ids)
 
     def expire_if_due(self, *, now=None) -> None:
         """Run expire() at most once a second per process: cheap enough to call on every request."""
@@ -467,6 +504,7 @@ class JobQueue:
             "finished_at": case((ends, now), else_=None),
             "lease": None,
             "lease_expires_at": None,
+            "preview_steps": None,
         }
 
     def _require(self, connection, job_id: str):

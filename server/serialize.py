@@ -5,6 +5,7 @@ import json
 from . import ranking
 from .clock import iso
 from .models import JobStatus
+from .previews import PREVIEW_NAME
 from .storage import GRID_NAME, THUMB_NAME, tile_name
 
 
@@ -12,10 +13,20 @@ def file_url(root: str, job_id: str, name: str) -> str:
     return f"{root}/files/{job_id}/{name}"
 
 
+def preview_url(root: str, job: dict) -> str | None:
+    """The running job's newest preview; its steps in the query make each new preview a new URL,
+    which is how a page polling the job knows to fetch it."""
+    steps = job.get("preview_steps")
+    if job["status"] != JobStatus.RUNNING.value or steps is None:
+        return None
+    return f"{file_url(root, job['id'], PREVIEW_NAME)}?steps={steps}"
+
+
 def job_json(job: dict, root: str = "") -> dict:
     """The public view of a job row; `root` is the app's URL prefix (request.script_root)."""
     is_done = job["status"] == JobStatus.DONE.value and job["files_dir"]
     scores = ranking.scores_from_meta(result_meta(job), job["grid"] ** 2) if is_done else None
+    preview = preview_url(root, job)
     return {
         "id": job["id"],
         "prompt": job["prompt"],
@@ -46,6 +57,8 @@ def job_json(job: dict, root: str = "") -> dict:
         "thumb_url": file_url(root, job["id"], THUMB_NAME) if is_done else None,
         "scores": scores,
         "best_image": ranking.best_index(scores),
+        "preview_url": preview,
+        "preview_steps": job["preview_steps"] if preview else None,
     }
 
 

@@ -205,6 +205,13 @@ def progress_from(body: dict) -> float:
     return progress
 
 
+def preview_steps_from(form) -> int:
+    steps = as_int(form, "steps", 0, defaults.PREVIEW_STEPS_MAX)
+    if steps is None:
+        raise InvalidInput("steps (a whole number) is required", code="invalid_steps")
+    return steps
+
+
 def error_text(body: dict) -> str:
     error = body.get("error")
     if not isinstance(error, str) or not error.strip() or not _is_encodable(error):

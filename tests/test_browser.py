@@ -6,12 +6,14 @@ paths a GPU worker drives. Nothing here sleeps: every wait is a Playwright expec
 deadline, comfortably above the pages' 2-second polling interval.
 """
 
+import io
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 import requests
+from PIL import Image
 
 from tests.conftest import WORKER_TOKEN
 from tests.helpers import ServerProcess, result_files
@@ -82,6 +84,16 @@ class HttpWorker:
     def heartbeat(self, job_id: str, lease: str, progress: float) -> None:
         response = self.post(
             f"/api/v1/worker/jobs/{job_id}/heartbeat", json={"lease": lease, "progress": progress}
+        )
+        assert response.status_code == 200, response.text
+
+    def preview(self, job_id: str, lease: str, steps: int, color, grid: int) -> None:
+        """Post a solid-colour WebP as the job's live preview (shared/API-1.1.md)."""
+        buffer = io.BytesIO()
+        Image.new("RGB", (128 * grid, 128 * grid), color).save(buffer, format="WEBP")
+        response = self.post(
+            f"/api/v1/worker/jobs/{job_id}/preview", data={"lease": lease, "steps": str(steps)},
+            files={"image": ("preview.webp", buffer.getvalue(), "image/webp")},
         )
         assert response.status_code == 200, response.text
 
@@ -391,3 +403,104 @@ def test_the_pages_api_calls_send_an_idempotency_key(phone, live_server):
         key,
     )
     assert retried["id"] == first["id"]
+
+
+RED, BLUE = (220, 20, 20), (20, 20, 220)
+# The colour at an image's centre, as the browser decoded it (drawn onto a 1x1 canvas).
+CENTRE_COLOR_JS = """image => {
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = 1;
+  const context = canvas.getContext("2d");
+  context.drawImage(image, image.naturalWidth / 2, image.naturalHeight / 2, 1, 1, 0, 0, 1, 1);
+  return [...context.getImageData(0, 0, 1, 1).data.slice(0, 3)];
+}"""
+
+
+def expect_preview(image, job_id: str, steps: int, color) -> None:
+    """`image` shows the preview made at `steps`, loaded, in about `color` (WebP is lossy)."""
+    expect(image).to_be_visible()
+    expect(image).to_have_attribute("src", f"/files/{job_id}/preview?steps={steps}")
+    expect(image).to_have_js_property("complete", True)
+    shown = image.evaluate(CENTRE_COLOR_JS)
+    assert all(abs(a - b) < 40 for a, b in zip(shown, color)), (shown, color)
+
+
+def test_the_job_page_shows_each_new_preview_then_the_grid_without_a_reload(phone, live_server):
+    worker = HttpWorker(live_server.url)
+    job_id = api_submit(live_server.url, prompt="a fox forming", grid=2)["id"]
+    _job, lease = worker.claim()
+    phone.goto(f"/jobs/{job_id}")
+    mark_page(phone)
+    preview = phone.locator("#job-preview")
+    expect(phone.locator("#job-status .status")).to_have_text("Running")
+    expect(preview).to_be_hidden()
+    expect(phone.locator("#job-result .tiles.waiting")).to_be_visible()
+
+    worker.preview(job_id, lease, 32, RED, grid=2)
+    wake(phone)
+    expect_preview(preview, job_id, 32, RED)
+    expect(phone.locator("#job-result .tiles.waiting")).to_be_hidden()  # the preview replaces it
+    assert preview.evaluate("image => image.getBoundingClientRect().width") <= 390
+    worker.preview(job_id, lease, 96, BLUE, grid=2)
+    wake(phone)
+    expect_preview(preview, job_id, 96, BLUE)
+
+    worker.finish(job_id, lease, grid=2)
+    wake(phone)
+    expect(phone.locator("#job-result a.tile")).to_have_count(4)
+    expect(preview).to_have_count(0)
+    assert_not_reloaded(phone)
+
+
+def test_the_live_queue_shows_each_new_preview_in_the_row(phone, live_server):
+    worker = HttpWorker(live_server.url)
+    job_id = submit_from_page(phone, "an owl forming", grid=1)
+    mark_page(phone)
+    row = phone.locator(f"#active-list #job-{job_id}")
+    _job, lease = worker.claim()
+    expect(row.locator(".status")).to_have_text("Running")
+    expect(row.locator("img.job-preview")).to_be_hidden()
+
+    worker.preview(job_id, lease, 64, RED, grid=1)
+    wake(phone)
+    expect_preview(row.locator("img.job-preview"), job_id, 64, RED)
+    worker.preview(job_id, lease, 128, BLUE, grid=1)
+    wake(phone)
+    expect_preview(row.locator("img.job-preview"), job_id, 128, BLUE)
+
+    worker.finish(job_id, lease, grid=1)
+    wake(phone)
+    finished = phone.locator(f"#recent-list #job-{job_id}")
+    expect(finished.locator("img.job-thumb")).to_have_attribute(
+        "src", f"/files/{job_id}/thumb.webp")
+    expect(finished.locator("img.job-preview")).to_be_hidden()
+    assert_not_reloaded(phone)
+
+
+def test_a_newer_preview_waits_for_the_one_loading_instead_of_stacking_fetches(phone, live_server):
+    """DQ.showLatest on a slow link: one fetch at a time; previews arriving meanwhile replace the
+    pending one, so only the newest is fetched next. Loads are played by hand (a stand-in Image)."""
+    phone.goto("/")
+    steps = phone.evaluate("""() => {
+      const fetches = [];
+      window.Image = class { set src(url) { fetches.push(this); this.url = url; } };
+      const img = document.createElement("img");
+      img.hidden = true;
+      const seen = () => ({ fetched: fetches.map((f) => f.url), shown: img.hidden ? null : img.src });
+      const steps = [];
+      DQ.showLatest(img, "/p?steps=1");
+      DQ.showLatest(img, "/p?steps=2");
+      DQ.showLatest(img, "/p?steps=3");
+      steps.push(seen());
+      fetches[0].onload();
+      steps.push(seen());
+      fetches[1].onload();
+      steps.push(seen());
+      return steps;
+    }""")
+    origin = live_server.url
+    assert steps == [
+        {"fetched": ["/p?steps=1"], "shown": None},
+        {"fetched": ["/p?steps=1", "/p?steps=3"], "shown": f"{origin}/p?steps=1"},
+        {"fetched": ["/p?steps=1", "/p?steps=3"], "shown": f"{origin}/p?steps=3"},
+    ]

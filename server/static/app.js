@@ -10,6 +10,9 @@
  *   visible again or the network comes back ("visibilitychange", "online").
  * - DQ.fill(): put a job object into the [data-field] elements the templates render (the same
  *   rules as templates/_status.html and _job_row.html).
+ * - DQ.showLatest(): put the newest of a stream of images (live previews) into an <img> without
+ *   stacking fetches on a slow link: each is loaded off-screen and swapped in once loaded, and
+ *   while one loads a newer one waits in its place (one pending at most) instead of being fetched.
  * - DQ.finished(): tell the person a job ended: the tab title always, a notification when they
  *   allowed it and are looking elsewhere. Permission is asked on a submit (a user gesture).
  * - Prompt drafts are kept in localStorage so nothing typed is lost to an expired form or a
@@ -97,6 +100,45 @@ const DQ = (() => {
     return { now: run, stop() { stopped = true; clearTimeout(timer); } };
   }
 
+  // <img> -> {shown, loading, pending}: the URL on screen, the one being fetched, the next one.
+  const latestImages = new WeakMap();
+
+  function showLatest(img, url) {
+    let state = latestImages.get(img);
+    if (!state) {
+      state = { shown: img.hidden ? null : img.getAttribute("src"), loading: null, pending: null };
+      latestImages.set(img, state);
+    }
+    if (url === state.shown || url === state.loading) return;
+    if (state.loading) {
+      state.pending = url; // replaces any older pending one: it was never fetched
+      return;
+    }
+    state.loading = url;
+    const offscreen = new Image();
+    const settle = (isLoaded) => {
+      if (isLoaded && latestImages.get(img) === state) {
+        img.src = url;
+        img.hidden = false;
+        state.shown = url;
+      }
+      state.loading = null;
+      const next = state.pending;
+      state.pending = null;
+      if (next) showLatest(img, next);
+    };
+    offscreen.onload = () => settle(true);
+    offscreen.onerror = () => settle(false); // the job ended meanwhile: its preview is gone
+    offscreen.src = url;
+  }
+
+  /* Stop showing previews in `img`; a fetch still on its way is not swapped in. */
+  function clearLatest(img) {
+    latestImages.delete(img);
+    img.hidden = true;
+    img.removeAttribute("src");
+  }
+
   function percent(job) {
     return `${Math.round(job.progress * 100)}%`;
   }
@@ -132,6 +174,10 @@ const DQ = (() => {
           }
           if ("altPrompt" in node.dataset) node.alt = job.prompt;
           node.hidden = !job.thumb_url;
+          break;
+        case "preview":
+          if (job.preview_url && running) showLatest(node, job.preview_url);
+          else if (!node.hidden || latestImages.has(node)) clearLatest(node);
           break;
         case "cancel":
           node.action = `${jobUrl(job.id)}/cancel`;
@@ -223,5 +269,7 @@ const DQ = (() => {
     }
   });
 
-  return { api, newKey, poll, fill, fromTemplate, finished, isActive, jobUrl, root };
+  return {
+    api, newKey, poll, fill, fromTemplate, finished, isActive, jobUrl, root, showLatest,
+  };
 })();

@@ -1,6 +1,7 @@
-/* The job page (job.html): live status and progress from GET /api/v1/jobs/<id>, the grid put in
- * place without a reload when the job is done, and a lightbox for full-size tiles (with each
- * tile's CLIP score when the job is ranked).
+/* The job page (job.html): live status and progress from GET /api/v1/jobs/<id>, the newest live
+ * preview of a running job (DQ.showLatest, through DQ.fill), the grid put in place without a
+ * reload when the job is done, and a lightbox for full-size tiles (with each tile's CLIP score
+ * when the job is ranked).
  *
  * Progress changes often and only moves the bar (DQ.fill). A change of status changes what the
  * page shows (cancel button, grid, error), so the page itself is fetched once and its [data-swap]
@@ -27,6 +28,7 @@
   async function refresh() {
     const job = await DQ.api(`/api/v1/jobs/${encodeURIComponent(jobId)}`);
     DQ.fill(document.getElementById("job-status"), job);
+    DQ.fill(document.getElementById("job-result"), job);
     if (job.status !== shownStatus) {
       await swapSections();
       shownStatus = job.status;
