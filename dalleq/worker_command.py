@@ -13,6 +13,7 @@ import click
 
 from minidalle import weights as hub
 from worker import defaults
+from worker.previews import PreviewSetting
 
 from .logs import configure_logging
 from .model_commands import DTYPE_NAMES, cache_option, load_pipeline
@@ -39,6 +40,20 @@ def device_description() -> str:
     return f"{device.platform}:{device.device_kind}"
 
 
+class PreviewsType(click.ParamType):
+    """`--previews off|auto|N` as a worker.previews.PreviewSetting."""
+
+    name = "previews"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, PreviewSetting):
+            return value
+        try:
+            return PreviewSetting.parse(value)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
 def worker_options(command, model_default: str | None = "mini", model_help: str = ""):
     """The flags `dalleq worker` and `dalleq up` share."""
     options = [
@@ -53,6 +68,11 @@ def worker_options(command, model_default: str | None = "mini", model_help: str 
         click.option("--max-batch", type=click.IntRange(1, 64), envvar="DALLEQ_MAX_BATCH",
                      show_envvar=True, default=defaults.MAX_BATCH, show_default=True,
                      help="Jobs claimed and generated together; each keeps its own images."),
+        click.option("--previews", type=PreviewsType(), envvar="DALLEQ_PREVIEWS",
+                     show_envvar=True, metavar="off|auto|N", default=defaults.PREVIEWS,
+                     show_default=True,
+                     help="Live previews of the grid forming, posted while a job runs: every N "
+                          "steps, or auto: as often as keeps them under 10% of a job's time."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -84,8 +104,8 @@ def worker_options(command, model_default: str | None = "mini", model_help: str 
                    "the worker exits, leaving its results in the spool.")
 @click.option("--parent-fd", type=int, hidden=True,
               help="dalleq up: a pipe whose closing (its parent died) ends this worker at once.")
-def worker(server_url, token, model, dtype, max_batch, cache, model_name, name, spool, once,
-           stop_retry_seconds, parent_fd):
+def worker(server_url, token, model, dtype, max_batch, previews, cache, model_name, name, spool,
+           once, stop_retry_seconds, parent_fd):
     """Claim jobs from the queue, generate them here, post the images back.
 
     Runs until Ctrl-C or SIGTERM: the first lets the current batch finish, a second hands the
@@ -95,11 +115,12 @@ def worker(server_url, token, model, dtype, max_batch, cache, model_name, name, 
     if parent_fd is not None:
         exit_with_parent(parent_fd)
     raise SystemExit(run_worker(server_url, token, model, dtype, max_batch, cache, model_name,
-                                name, spool, once, stop_retry_seconds))
+                                name, spool, once, stop_retry_seconds, previews))
 
 
 def run_worker(server_url, token, model, dtype, max_batch, cache, model_name, name, spool,
-               once, stop_retry_seconds=defaults.STOP_RETRY_SECONDS) -> int:
+               once, stop_retry_seconds=defaults.STOP_RETRY_SECONDS,
+               previews: PreviewSetting | str = defaults.PREVIEWS) -> int:
     from worker.runner import ModelInfo, Worker, WorkerOptions
     from worker.stopping import StopRequests, stops_at_once
 
@@ -115,7 +136,8 @@ def run_worker(server_url, token, model, dtype, max_batch, cache, model_name, na
     options = WorkerOptions(server_url=server_url, token=token, name=name,
                             model_name=model_name or label,
                             spool_dir=spool or default_spool_dir(name), max_batch=max_batch,
-                            is_once=once, stop_retry_seconds=stop_retry_seconds)
+                            is_once=once, stop_retry_seconds=stop_retry_seconds,
+                            previews=PreviewsType().convert(previews, None, None))
     info = ModelInfo(label=label, dtype=dtype, device=device_description(),
                      is_random_weights=is_random_weights(folder))
     return Worker(options, pipeline, info, stop=stop).run()
