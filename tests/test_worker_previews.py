@@ -42,25 +42,26 @@ class Clock:
         return self.seconds
 
 
-def test_auto_makes_one_preview_then_spaces_them_to_a_tenth_of_the_sampling_time():
+def test_auto_times_its_first_previews_then_spaces_them_to_a_tenth_of_the_sampling_time():
     clock = Clock()
     pacer = PreviewPacer(PreviewSetting.parse("auto"), share=0.1, now=clock)
     pacer.start_batch()
-    clock.seconds += 16 * 0.5  # 16 steps at 0.5 s a step
-    assert pacer.is_due(16, 256, tile_count=9)  # nothing measured yet: the first is timed
-    clock.seconds += 9 * 0.4  # the preview: 0.4 s a tile
-    pacer.made(16, 9 * 0.4, tile_count=9)
-    # 3.6 s a preview, 10% of 0.5 s a step: one every 72 steps at most
+    for steps_done, preview_seconds in ((16, 9 * 2.0), (32, 9 * 0.4)):  # the first compiles
+        clock.seconds += 16 * 0.5  # 16 steps at 0.5 s a step
+        assert pacer.is_due(steps_done, 256, tile_count=9)  # made blind, and timed
+        clock.seconds += preview_seconds
+        pacer.made(steps_done, preview_seconds, tile_count=9)
+    # the cheaper one counts: 3.6 s a preview, 10% of 0.5 s a step: one every 72 steps at most
     assert pacer.interval_steps(tile_count=9) == 72
     due_at = []
-    for steps_done in range(32, 257, 16):
+    for steps_done in range(48, 257, 16):
         clock.seconds += 16 * 0.5
         if pacer.is_due(steps_done, 256, tile_count=9):
             due_at.append(steps_done)
             clock.seconds += 3.6
             pacer.made(steps_done, 3.6, tile_count=9)
-    assert due_at == [96, 176]  # and none at 256: the images themselves come next
-    pacer.start_batch()  # the next batch knows the cost already: no blind first preview
+    assert due_at == [112, 192]  # and none at 256: the images themselves come next
+    pacer.start_batch()  # the next batch knows the cost already: no blind preview
     clock.seconds += 16 * 0.5
     assert not pacer.is_due(16, 256, tile_count=9)
 

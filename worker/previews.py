@@ -56,14 +56,16 @@ class PreviewSetting:
 
 
 PREVIEWS_OFF = PreviewSetting(0)
+BLIND_PREVIEW_COUNT = 2  # auto: previews made before their cost is trusted
 
 
 class PreviewPacer:
     """Says, at each progress point of a batch, whether a preview is due.
 
-    What a preview costs is kept per tile across batches (the newest one made counts), so only a
-    worker's first preview is made blind; the seconds per step are those of the latest chunk,
-    previews excluded."""
+    What a preview costs is kept per tile across batches, so only a worker's first previews are
+    made blind: BLIND_PREVIEW_COUNT of them, as the first may include compiling the decode, and
+    the cheapest counts (compiling or a busy moment only ever adds time). The seconds per step
+    are those of the latest chunk, previews excluded."""
 
     def __init__(self, setting: PreviewSetting, share: float = defaults.PREVIEW_SHARE_OF_JOB,
                  now: Callable[[], float] = time.perf_counter):
@@ -71,6 +73,7 @@ class PreviewPacer:
         self.share = share
         self.now = now
         self.seconds_per_tile: float | None = None
+        self.timed_count = 0  # previews made and timed so far
         self.seconds_per_step: float | None = None
         self.last_preview_steps = 0
         self.last_point = (now(), 0)  # (time, steps done) at the end of the last progress point
@@ -94,15 +97,17 @@ class PreviewPacer:
         """Steps between previews: the fixed N, or for auto the fewest that keep the share."""
         if not self.setting.is_auto:
             return self.setting.every_steps
-        if self.seconds_per_tile is None or not self.seconds_per_step:
-            return 1  # nothing measured yet: make one, and time it
+        if self.timed_count < BLIND_PREVIEW_COUNT or not self.seconds_per_step:
+            return 1  # not measured yet: make one, and time it
         preview_seconds = self.seconds_per_tile * tile_count
         return max(1, math.ceil(preview_seconds / (self.share * self.seconds_per_step)))
 
     def made(self, steps_done: int, seconds: float, tile_count: int) -> None:
         """Records a preview made at steps_done that took `seconds` for tile_count tiles."""
         self.last_preview_steps = steps_done
-        self.seconds_per_tile = seconds / max(1, tile_count)
+        seconds_per_tile = seconds / max(1, tile_count)
+        self.seconds_per_tile = min(seconds_per_tile, self.seconds_per_tile or seconds_per_tile)
+        self.timed_count += 1
         self.last_point = (self.now(), steps_done)  # the next chunk is timed from here
 
 
@@ -154,10 +159,13 @@ class PreviewMaker:
             if not self.pacer.is_due(steps_done, steps_total, tile_count):
                 return
             started = self.now()
+            previewed_tile_count = 0
             for claim, job_codes in zip(claims, codes_per_job):
                 if claim.job_id not in given_up and is_wanted(claim):
                     self.make_and_post(claim, steps_done, job_codes, given_up)
-            self.pacer.made(steps_done, self.now() - started, tile_count)
+                    previewed_tile_count += len(job_codes)
+            if previewed_tile_count:
+                self.pacer.made(steps_done, self.now() - started, previewed_tile_count)
 
         return on_codes
 
