@@ -1,8 +1,10 @@
 """`--rank/--no-rank`: which CLIP ranker a worker runs (issue 17, "CLIP ranking").
 
-CLIP lives in the models cache like the generators, in the folder `clip` (`dalleq weights fetch
-clip`). Unset, the worker ranks when those weights are there, so fetching them is all it takes;
-the model is imported only when ranking is on (minidalle.ranking, JAX).
+A worker ranks with its model folder's own CLIP when it has one (the demo and `weights tiny`
+write a tiny one beside the model), else with the fetched one in the models cache (`dalleq
+weights fetch clip`), the way minidalle.weights.clip_folder finds them. Unset, it ranks when
+either is there, so fetching is all it takes; the model is imported only when ranking is on
+(minidalle.ranking, JAX).
 """
 
 from __future__ import annotations
@@ -13,32 +15,18 @@ import click
 
 from minidalle import weights as hub
 
-CLIP_FOLDER = "clip"
-CLIP_WEIGHT_FILES = ("config.json", "flax_model.msgpack")  # openai/clip-vit-base-patch32's
 
-
-def clip_folder(cache: Path | None) -> Path:
-    return hub.cache_root(cache) / CLIP_FOLDER
-
-
-def has_clip_weights(cache: Path | None) -> bool:
-    folder = clip_folder(cache)
-    return all((folder / name).is_file() for name in CLIP_WEIGHT_FILES)
-
-
-def should_rank(rank: bool | None, cache: Path | None) -> bool:
-    """--rank/--no-rank as given; unset: whether the CLIP weights are in the cache."""
-    return has_clip_weights(cache) if rank is None else rank
-
-
-def load_ranker(rank: bool | None, cache: Path | None):
+def load_ranker(rank: bool | None, model_dir: Path | None, cache: Path | None):
     """The CLIP ranker for --rank (None when not ranking), every failure told as one line."""
-    if not should_rank(rank, cache):
+    if rank is False:
         return None
-    folder = clip_folder(cache)
-    if not has_clip_weights(cache):
+    folder = hub.clip_folder(model_dir, cache)
+    if folder is None:
+        if rank is None:
+            return None
+        fetched = hub.model_folder(hub.CLIP_NAME, cache)
         raise click.ClickException(
-            f"--rank needs the CLIP weights in {folder}: run `dalleq weights fetch clip`"
+            f"--rank needs the CLIP weights in {fetched}: run `dalleq weights fetch clip`"
         )
     try:
         from minidalle.ranking import ClipRanker
@@ -46,6 +34,7 @@ def load_ranker(rank: bool | None, cache: Path | None):
         raise click.ClickException(f"this dalleq cannot rank with CLIP: {error}") from None
     try:
         # compilation_cache_dir None: $DALLEQ_JAX_CACHE or the default, as the pipeline's
-        return ClipRanker.load(folder, compilation_cache_dir=None)
+        ranker = ClipRanker.load(folder, compilation_cache_dir=None)
     except (OSError, ValueError) as error:
         raise click.ClickException(f"could not load CLIP from {folder}: {error}") from None
+    return folder, ranker

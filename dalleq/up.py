@@ -30,6 +30,7 @@ import click
 from minidalle import weights as hub
 from server.config import Settings
 from server.errors import StartupError
+from worker import defaults as worker_defaults
 
 from .logs import configure_logging
 from .parent_pipe import ParentPipe
@@ -129,7 +130,7 @@ class WorkerProcess:
 @settings_options
 @functools.partial(worker_options, model_default=None,
                    model_help=" Unset: the demo model (random weights, written on first use).")
-def up(host, port, threads, model, dtype, max_batch, rank, cache, **settings_flags):
+def up(host, port, threads, model, dtype, max_batch, rank, previews, cache, **settings_flags):
     """Run the server and a worker on this machine: the whole loop in one command.
 
     The worker runs as a child process and is restarted if it dies. A worker token is made
@@ -139,13 +140,14 @@ def up(host, port, threads, model, dtype, max_batch, rank, cache, **settings_fla
     try:
         run_up(build_settings(**settings_flags), host=host, port=port, threads=threads,
                model=model or hub.DEMO_MODEL_NAME, dtype=dtype, max_batch=max_batch, cache=cache,
-               rank=rank)
+               rank=rank, previews=str(previews))
     except (hub.WeightsError, StartupError) as error:
         raise click.ClickException(str(error)) from None
 
 
 def run_up(settings: Settings, *, host: str, port: int, threads: int, model: str, dtype: str,
-           max_batch: int, cache: Path | None, rank: bool | None = None) -> None:
+           max_batch: int, cache: Path | None, rank: bool | None = None,
+           previews: str = worker_defaults.PREVIEWS) -> None:
     from server.serving import BackgroundServer, announce, make_server
 
     folder = hub.resolve_model(model, cache)
@@ -162,6 +164,7 @@ def run_up(settings: Settings, *, host: str, port: int, threads: int, model: str
     url = f"http://{client_host(host)}:{server.effective_port}"
     worker = WorkerProcess(["--server", url, "--model", str(folder), "--model-name", model_name,
                             "--dtype", dtype, "--max-batch", str(max_batch),
+                            "--previews", previews,
                             "--name", "local", *worker_rank_arguments(rank, cache)], token)
     announce(host, server.effective_port)
     if not settings_token_given:

@@ -13,11 +13,12 @@ import click
 
 from minidalle import weights as hub
 from worker import defaults
+from worker.previews import PreviewSetting
 
 from .logs import configure_logging
 from .model_commands import DTYPE_NAMES, cache_option, load_pipeline
 from .parent_pipe import exit_with_parent
-from .ranking import clip_folder, load_ranker
+from .ranking import load_ranker
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,20 @@ def device_description() -> str:
     return f"{device.platform}:{device.device_kind}"
 
 
+class PreviewsType(click.ParamType):
+    """`--previews off|auto|N` as a worker.previews.PreviewSetting."""
+
+    name = "previews"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, PreviewSetting):
+            return value
+        try:
+            return PreviewSetting.parse(value)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
 def worker_options(command, model_default: str | None = "mini", model_help: str = ""):
     """The flags `dalleq worker` and `dalleq up` share."""
     options = [
@@ -55,9 +70,14 @@ def worker_options(command, model_default: str | None = "mini", model_help: str 
                      show_envvar=True, default=defaults.MAX_BATCH, show_default=True,
                      help="Jobs claimed and generated together; each keeps its own images."),
         click.option("--rank/--no-rank", default=None, envvar="DALLEQ_RANK", show_envvar=True,
-                     show_default="if CLIP is fetched",
-                     help="Score each image against the prompt with CLIP (dalleq weights fetch "
-                          "clip); pages show the best first."),
+                     show_default="when a CLIP is found",
+                     help="Score each image against the prompt with CLIP (the model folder's "
+                          "own, or dalleq weights fetch clip); pages show the best first."),
+        click.option("--previews", type=PreviewsType(), envvar="DALLEQ_PREVIEWS",
+                     show_envvar=True, metavar="off|auto|N", default=defaults.PREVIEWS,
+                     show_default=True,
+                     help="Live previews of the grid forming, posted while a job runs: every N "
+                          "steps, or auto: as often as keeps them under 10% of a job's time."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -89,8 +109,8 @@ def worker_options(command, model_default: str | None = "mini", model_help: str 
                    "the worker exits, leaving its results in the spool.")
 @click.option("--parent-fd", type=int, hidden=True,
               help="dalleq up: a pipe whose closing (its parent died) ends this worker at once.")
-def worker(server_url, token, model, dtype, max_batch, rank, cache, model_name, name, spool, once,
-           stop_retry_seconds, parent_fd):
+def worker(server_url, token, model, dtype, max_batch, rank, previews, cache, model_name, name,
+           spool, once, stop_retry_seconds, parent_fd):
     """Claim jobs from the queue, generate them here, post the images back.
 
     Runs until Ctrl-C or SIGTERM: the first lets the current batch finish, a second hands the
@@ -100,19 +120,21 @@ def worker(server_url, token, model, dtype, max_batch, rank, cache, model_name, 
     if parent_fd is not None:
         exit_with_parent(parent_fd)
     raise SystemExit(run_worker(server_url, token, model, dtype, max_batch, cache, model_name,
-                                name, spool, once, stop_retry_seconds, rank))
+                                name, spool, once, stop_retry_seconds, rank, previews))
 
 
 def run_worker(server_url, token, model, dtype, max_batch, cache, model_name, name, spool,
-               once, stop_retry_seconds=defaults.STOP_RETRY_SECONDS, rank=None) -> int:
+               once, stop_retry_seconds=defaults.STOP_RETRY_SECONDS, rank=None,
+               previews: PreviewSetting | str = defaults.PREVIEWS) -> int:
     from worker.runner import ModelInfo, Worker, WorkerOptions
     from worker.stopping import StopRequests, stops_at_once
 
     with stops_at_once("loading the model"):  # nothing is claimed yet: nothing to finish
         log.info("loading the model %s (Ctrl-C stops at once: nothing is claimed until it is "
                  "ready)", model)
-        ranker = load_ranker(rank, cache)  # first: a missing CLIP is told before the long load
-        folder, pipeline = load_model(model, cache, dtype)
+        folder = model_folder(model, cache)
+        clip = load_ranker(rank, folder, cache)  # first: a missing CLIP is told before the long load
+        pipeline = load_pipeline(str(folder), None, cache, dtype)
     stop = StopRequests()
     stop.install()
     from minidalle.tiny import is_random_weights  # JAX: loaded by now
@@ -121,18 +143,20 @@ def run_worker(server_url, token, model, dtype, max_batch, cache, model_name, na
     options = WorkerOptions(server_url=server_url, token=token, name=name,
                             model_name=model_name or label,
                             spool_dir=spool or default_spool_dir(name), max_batch=max_batch,
-                            is_once=once, stop_retry_seconds=stop_retry_seconds)
+                            is_once=once, stop_retry_seconds=stop_retry_seconds,
+                            previews=PreviewsType().convert(previews, None, None))
     info = ModelInfo(label=label, dtype=dtype, device=device_description(),
                      is_random_weights=is_random_weights(folder))
-    if ranker is not None:
-        log.info("ranking each job's images with CLIP from %s", clip_folder(cache))
+    ranker = None
+    if clip is not None:
+        clip_dir, ranker = clip
+        log.info("ranking each job's images with CLIP from %s", clip_dir)
     return Worker(options, pipeline, info, stop=stop, ranker=ranker).run()
 
 
-def load_model(model: str, cache: Path | None, dtype: str):
-    """(folder, Pipeline) for --model, every failure told as one line (load_pipeline's)."""
+def model_folder(model: str, cache: Path | None) -> Path:
+    """The folder of --model (the demo is written on first use), a failure told as one line."""
     try:
-        folder = hub.resolve_model(model, cache)
+        return hub.resolve_model(model, cache)
     except hub.WeightsError as error:
         raise click.ClickException(str(error)) from None
-    return folder, load_pipeline(str(folder), None, cache, dtype)

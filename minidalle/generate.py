@@ -9,8 +9,10 @@ With super-conditioning the decoder runs 2n rows per step, the n conditional row
 tiles under the empty prompt, so one read of the weights serves both (min-dalle's batching, §4.2).
 
 The loop is one jitted function per batch shape that runs `chunk_steps` steps in a `fori_loop`;
-the host calls it 256 / chunk_steps times, which is where progress is reported and where a caller
-can stop a job (STYLE 16: no Python loop per token).
+the host calls it 256 / chunk_steps times, which is where progress is reported, where a caller
+can stop a job (STYLE 16: no Python loop per token), and where it may look at the codes drawn so
+far to decode a preview (min-dalle's progressive outputs, §4.2). Looking copies them to the host
+and changes nothing the loop computes.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from .sampling import candidate_count_for, sample_tokens, super_condition
 CHUNK_STEPS = 16
 
 ProgressCallback = Callable[[int, int], None]  # (steps done, steps in all); raise to stop
+# (steps done, codes so far [n, S] int32: a host copy whose columns from `steps done` on are 0)
+CodesCallback = Callable[[int, np.ndarray], None]
 
 
 class TileRows(NamedTuple):
@@ -137,7 +141,8 @@ def compiled_steps(backend: Backend):
 def generate_codes(config: DalleBartConfig, params, encoded_prompts: list[EncodedPrompt],
                    encoded_unconditional: EncodedPrompt,
                    rows: TileRows, code_count: int, on_progress: ProgressCallback | None = None,
-                   chunk_steps: int = CHUNK_STEPS) -> np.ndarray:
+                   chunk_steps: int = CHUNK_STEPS,
+                   on_codes: CodesCallback | None = None) -> np.ndarray:
     """Sample every tile's image codes.
 
     Args:
@@ -145,6 +150,7 @@ def generate_codes(config: DalleBartConfig, params, encoded_prompts: list[Encode
         encoded_prompts: per prompt, its EncodedPrompt.
         encoded_unconditional: the same for the empty prompt.
         rows: one entry per tile.
+        on_progress, on_codes: called after each chunk, in that order.
     Returns: codes [n, image_length] int32, each < code_count.
     """
     tile_count = len(rows.seed)
@@ -184,4 +190,7 @@ def generate_codes(config: DalleBartConfig, params, encoded_prompts: list[Encode
         if on_progress is not None:
             state.codes.block_until_ready()
             on_progress(start + step_count, total)
+        if on_codes is not None:
+            # a copy: the next chunk is given state.codes' buffer to update in place (donated)
+            on_codes(start + step_count, np.array(state.codes, copy=True))
     return np.asarray(state.codes)

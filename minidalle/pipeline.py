@@ -1,7 +1,8 @@
 """The public face of minidalle: load a published checkpoint, prompts in, PIL images out.
 
 `Pipeline.load(model_dir, vqgan_dir, dtype=...)`, `generate`, `generate_tokens`, `decode_tokens`
-(and `generate_batch` for workers that mix jobs) are the names the worker and the tests rely on.
+(and `generate_batch` for workers that mix jobs, `decode_partial` for their live previews) are the
+names the worker and the tests rely on.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import dataclasses
 import itertools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import jax
@@ -23,10 +24,14 @@ from .backend import Backend, backend_named
 from .checkpoint import load_params, unscan_layers
 from .config import DalleBartConfig, dtype_from_name
 from .generate import EncodedPrompt, ProgressCallback, TileRows, encode_prompt, generate_codes
+from .partial import fill_undrawn, grey_unfinished_rows
 from .tokenizer import PromptTokenizer
 from .vqgan import VQGANConfig, decode_to_uint8, load_vqgan
 
 log = logging.getLogger(__name__)
+
+# (steps done, codes so far: one [n, 256] int32 array per request, undrawn columns 0)
+BatchCodesCallback = Callable[[int, list[np.ndarray]], None]
 
 VQGAN_SUBFOLDER = "vqgan"  # where `dalleq weights` puts the VQGAN beside a model
 UNCONDITIONAL_IDS = (0, 2)  # `<s> </s>`: the empty prompt, tokenized without normalising (§4.1.1)
@@ -149,9 +154,11 @@ class Pipeline:
         return self._unconditional
 
     def generate_batch(self, requests: Sequence[GenerationRequest],
-                       on_progress: ProgressCallback | None = None) -> list[np.ndarray]:
+                       on_progress: ProgressCallback | None = None,
+                       on_codes: BatchCodesCallback | None = None) -> list[np.ndarray]:
         """Codes for several requests in one batched run: one [n, 256] int32 array per request,
-        each identical to what the request gives alone."""
+        each identical to what the request gives alone, whether or not `on_codes` looks at the
+        codes drawn so far (after each progress chunk: steps done, one array per request)."""
         encoded = [self.encode(request.prompt) for request in requests]
         rows = TileRows(*(np.asarray(column) for column in zip(*(
             (index, request.seed, tile, request.params.temperature, request.params.top_k,
@@ -160,10 +167,19 @@ class Pipeline:
             for index, request in enumerate(requests) for tile in range(request.n)
         ))))
         rows = rows._replace(seed=rows.seed.astype(np.uint32))
-        codes = generate_codes(self.config, self.params, encoded, self.unconditional(), rows,
-                               self.code_count, on_progress)
         bounds = np.cumsum([0] + [request.n for request in requests])
-        return [codes[start:end] for start, end in itertools.pairwise(bounds)]
+
+        def split(codes: np.ndarray) -> list[np.ndarray]:
+            return [codes[start:end] for start, end in itertools.pairwise(bounds)]
+
+        on_batch_codes = None
+        if on_codes is not None:
+            def on_batch_codes(steps_done: int, codes: np.ndarray) -> None:
+                on_codes(steps_done, split(codes))
+
+        codes = generate_codes(self.config, self.params, encoded, self.unconditional(), rows,
+                               self.code_count, on_progress, on_codes=on_batch_codes)
+        return split(codes)
 
     def generate_tokens(self, prompts, seed, n: int = 1,
                         temperature: float = SamplingParams.temperature,
@@ -194,6 +210,13 @@ class Pipeline:
             raise ValueError(f"tokens must be [n, 256] codes in 0..{self.code_count - 1}")
         return np.concatenate([decode_to_uint8(self.vqgan_params, self.vqgan_config, row[None])
                                for row in tokens])
+
+    def decode_partial(self, tokens, steps_done: int) -> np.ndarray:
+        """Codes [n, 256] of which the first `steps_done` are drawn → uint8 images [n, 256, 256, 3]
+        with the code rows not yet finished grey (minidalle/partial.py): a preview of tiles still
+        forming. It uses the same compiled decode as decode_tokens."""
+        images = self.decode_tokens(fill_undrawn(tokens, steps_done))
+        return grey_unfinished_rows(images, steps_done, self.vqgan_config.code_grid_side)
 
     def generate(self, prompt, seed: int, n: int = 1,
                  temperature: float = SamplingParams.temperature,

@@ -156,6 +156,36 @@ def test_progress_is_reported_in_chunks_and_raising_stops(tiny_pipeline):
         tiny_pipeline.generate_tokens(PROMPT, seed=1, n=1, on_progress=stop_at_half)
 
 
+def test_the_codes_drawn_so_far_are_seen_at_each_chunk_and_looking_changes_nothing(tiny_pipeline):
+    from minidalle.pipeline import GenerationRequest
+
+    requests = [GenerationRequest(PROMPT, seed=3, n=2), GenerationRequest("a cat", seed=4, n=1)]
+    seen = {}
+    watched = tiny_pipeline.generate_batch(
+        requests, on_codes=lambda done, codes: seen.setdefault(done, codes))
+    unwatched = tiny_pipeline.generate_batch(requests)
+    for with_look, without in zip(watched, unwatched):
+        np.testing.assert_array_equal(with_look, without)
+    assert sorted(seen) == list(range(16, 257, 16))
+    for done, codes_per_request in seen.items():
+        for so_far, final in zip(codes_per_request, watched):
+            np.testing.assert_array_equal(so_far[:, :done], final[:, :done])
+            assert not so_far[:, done:].any()  # not drawn yet
+
+
+def test_a_partial_decode_greys_the_code_rows_not_yet_finished(tiny_pipeline):
+    codes = tiny_pipeline.generate_tokens(PROMPT, seed=5, n=1)
+    side = tiny_pipeline.vqgan_config.code_grid_side
+    pixels_per_row = 256 // side
+    for steps_done in (0, 2 * side + 3, 256):  # nothing, two rows and a bit, everything
+        (image,) = tiny_pipeline.decode_partial(codes, steps_done)
+        finished_pixel_rows = (steps_done // side) * pixels_per_row
+        assert (image[finished_pixel_rows:] == 128).all()
+        assert image.shape == (256, 256, 3)
+    np.testing.assert_array_equal(tiny_pipeline.decode_partial(codes, 256),
+                                  tiny_pipeline.decode_tokens(codes))
+
+
 def test_token_ids_can_be_given_directly(tiny_pipeline):
     ids, mask = tiny_pipeline.tokenizer.encode(PROMPT)
     direct = tiny_pipeline.generate_tokens(ids[0][mask[0] > 0], seed=4, n=1)

@@ -87,15 +87,27 @@ class QueueClient:
                               timeout_extra=defaults.UPLOAD_TIMEOUT_SECONDS)
         return response.json()
 
+    def post_preview(self, job_id: str, lease: str, steps: int, webp: bytes) -> Beat:
+        """Uploads a preview of the grid forming (shared/API-1.1.md); it counts as a heartbeat.
+        It waits at most PREVIEW_TIMEOUT_SECONDS: a preview is not worth holding a batch up."""
+        response = self._post(f"/jobs/{job_id}/preview",
+                              files={"image": ("preview.webp", webp, "image/webp")},
+                              data={"lease": lease, "steps": str(steps)},
+                              timeout_seconds=defaults.PREVIEW_TIMEOUT_SECONDS)
+        body = response.json()
+        return Beat(parse_time(body["lease_expires_at"]), bool(body["cancel_requested"]))
+
     def fail(self, job_id: str, lease: str, error: str, is_retryable: bool) -> dict:
         response = self._post(f"/jobs/{job_id}/fail",
                               json={"lease": lease, "error": error, "retryable": is_retryable})
         return response.json()
 
-    def _post(self, path: str, timeout_extra: float = 0.0, **kwargs) -> requests.Response:
+    def _post(self, path: str, timeout_extra: float = 0.0, timeout_seconds: float | None = None,
+              **kwargs) -> requests.Response:
+        timeout_seconds = self.timeout_seconds if timeout_seconds is None else timeout_seconds
         try:
             response = self.session.post(self.base_url + path,
-                                         timeout=self.timeout_seconds + timeout_extra, **kwargs)
+                                         timeout=timeout_seconds + timeout_extra, **kwargs)
         except requests.RequestException as error:
             raise ServerUnavailable(f"{path}: {error}") from error
         status = response.status_code

@@ -22,3 +22,11 @@ TOKEN_PROGRESS_SHARE = 0.9  # of a job's progress bar; decoding the images is th
 PROMPT_LOG_CHARS = 40
 ERROR_MAX_CHARS = 2000  # of a failure's message: the most the server keeps (docs/api.md)
 ORPHAN_KEEP_SECONDS = 24 * 3600  # results whose lease was lost, kept in case the job comes back
+
+# Live previews (shared/API-1.1.md, issue 17): `--previews off|auto|N`.
+PREVIEWS = "auto"  # of `dalleq worker`; a WorkerOptions made in code has them off
+PREVIEW_SHARE_OF_JOB = 0.10  # auto: previews take at most this share of a batch's sampling time
+PREVIEW_TILE_PIXELS = 96  # side of each tile in a preview: a 3x3 grid is 288 px square
+PREVIEW_MAX_BYTES = 60_000  # of one preview (the API takes up to 1 MB; a phone wants it small)
+PREVIEW_WEBP_QUALITIES = (70, 50, 30, 15)  # tried in turn until the preview fits
+PREVIEW_TIMEOUT_SECONDS = 5.0  # a preview waits on the server at most this long, then is skipped

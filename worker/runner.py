@@ -9,6 +9,7 @@ What can go wrong, and what happens then:
 - a job is canceled or its lease lost: it is dropped, and when every job of the batch is, the
   generation stops at its next progress chunk;
 - the process is killed: its leases expire on the server and the jobs run again elsewhere;
+- a live preview cannot be made or posted (worker/previews.py): logged once, the job goes on;
 - it is asked to stop while the server is unreachable: it retries for STOP_RETRY_SECONDS, then
   exits, its undelivered results left in the spool for the next start.
 Each tile depends only on its job (minidalle's contract), so batching never changes an image.
@@ -36,6 +37,7 @@ from .errors import (
     Unauthorized,
 )
 from .heartbeats import Heartbeats
+from .previews import PREVIEWS_OFF, PreviewMaker, PreviewSetting
 from .ranking import Ranker, ranking_meta
 from .spool import Spool, SpooledResult
 from .stopping import StopRequests
@@ -57,6 +59,7 @@ class WorkerOptions:
     batch_window_seconds: float = defaults.BATCH_WINDOW_SECONDS
     is_once: bool = False
     stop_retry_seconds: float = defaults.STOP_RETRY_SECONDS  # see defaults.STOP_RETRY_SECONDS
+    previews: PreviewSetting = PREVIEWS_OFF  # `dalleq worker` defaults to defaults.PREVIEWS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +103,7 @@ class Worker:
         self.heartbeats = Heartbeats(self.make_client)
         self.spool = Spool(options.spool_dir)
         self.backoff = Backoff()
+        self.previews = PreviewMaker(options.previews, pipeline, lambda: self.client)
         self.held: dict[str, Claim] = {}
         self.stop_retry_deadline: float | None = None  # time.monotonic(), set at the first
         # outage after a stop: every call shares the one budget
@@ -108,9 +112,9 @@ class Worker:
     def run(self) -> int:
         """Serves the queue until stopped; returns the process exit status."""
         self.heartbeats.start()
-        log.info("worker %s ready: model %s (%s, %s) on %s, batches of up to %d",
+        log.info("worker %s ready: model %s (%s, %s) on %s, batches of up to %d, previews %s",
                  self.options.name, self.options.model_name, self.model.label, self.model.dtype,
-                 self.model.device, self.options.max_batch)
+                 self.model.device, self.options.max_batch, self.options.previews)
         try:
             while not self.stop.is_requested:
                 self.spool.prune_orphans(defaults.ORPHAN_KEEP_SECONDS)
@@ -219,8 +223,11 @@ class Worker:
             return
         started = time.perf_counter()
         requests = [self.generation_request(claim.job) for claim in claims]
+        on_codes = self.previews.callback(claims, is_wanted=lambda claim: not self.is_stopped(claim))
+        preview_args = {} if on_codes is None else {"on_codes": on_codes}
         try:
-            codes = self.pipeline.generate_batch(requests, self.progress_callback(claims))
+            codes = self.pipeline.generate_batch(requests, self.progress_callback(claims),
+                                                 **preview_args)
         except (BatchStopped, Abandoned):
             if self.stop.is_forced:
                 raise Abandoned() from None
