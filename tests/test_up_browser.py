@@ -73,10 +73,13 @@ def test_up_runs_the_whole_loop_from_the_phone(browser, up_server):  # noqa: F81
         expect(tiles).to_have_count(4)
         expect(tiles.nth(0).locator("img")).to_have_js_property("naturalWidth", 256)
 
+        expect(tiles.nth(0)).to_have_class("tile best")  # the demo model ranks with its CLIP
+        index = tiles.nth(2).get_attribute("data-index")
         tiles.nth(2).tap()
         lightbox = phone.locator("#lightbox")
         expect(lightbox).to_be_visible()
-        expect(lightbox.locator("img")).to_have_attribute("src", f"/files/{job_id}/tile_2.png")
+        expect(lightbox.locator("img")).to_have_attribute("src",
+                                                          f"/files/{job_id}/tile_{index}.png")
         lightbox.get_by_role("button", name="Close").tap()
 
         phone.get_by_role("button", name="Rerun with new seeds").tap()

@@ -15,7 +15,7 @@ from PIL import Image
 from werkzeug.serving import make_server
 
 from worker.client import QueueClient
-from worker.previews import PreviewPacer, PreviewSetting, preview_webp
+from worker.previews import PreviewMaker, PreviewPacer, PreviewSetting, preview_webp
 
 LEASE = "lease-1"
 JOB = {"id": "job1", "prompt": "a fox in the snow", "seed": 11, "grid": 3, "model": "tiny",
@@ -64,6 +64,39 @@ def test_auto_times_its_first_previews_then_spaces_them_to_a_tenth_of_the_sampli
     pacer.start_batch()  # the next batch knows the cost already: no blind preview
     clock.seconds += 16 * 0.5
     assert not pacer.is_due(16, 256, tile_count=9)
+
+
+class TimedDecode:
+    """A pipeline whose partial decode takes the given seconds on a Clock, one call after another."""
+
+    def __init__(self, clock: Clock, seconds):
+        self.clock = clock
+        self.seconds = list(seconds)
+
+    def decode_partial(self, codes, steps_done):
+        self.clock.seconds += self.seconds.pop(0)
+        return np.zeros((len(codes), 256, 256, 3), np.uint8)
+
+
+def test_auto_times_a_preview_before_the_first_job_so_no_job_makes_one_blind():
+    clock = Clock()
+    maker = PreviewMaker(PreviewSetting.parse("auto"), TimedDecode(clock, [2.0, 0.4]),
+                         client=lambda: None, now=clock)
+    maker.calibrate()  # the first decode compiles: the second, cheaper one counts
+    assert maker.pacer.seconds_per_tile == pytest.approx(0.4, abs=0.05)
+    maker.pacer.start_batch()
+    clock.seconds += 16 * 0.5
+    # 9 tiles at 0.4 s, 10% of 0.5 s a step: one every 72 steps, so none at the first point
+    assert not maker.pacer.is_due(16, 256, tile_count=9)
+    assert maker.pacer.interval_steps(tile_count=9) == 72
+
+
+def test_calibrating_is_only_for_auto():
+    clock = Clock()
+    maker = PreviewMaker(PreviewSetting.parse("16"), TimedDecode(clock, []), client=lambda: None,
+                         now=clock)
+    maker.calibrate()  # no decode asked for: TimedDecode would run out of seconds
+    assert maker.pacer.timed_count == 0
 
 
 @pytest.mark.parametrize("setting, due_at", [("off", []), ("16", list(range(16, 256, 16))),

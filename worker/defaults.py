@@ -30,3 +30,4 @@ PREVIEW_TILE_PIXELS = 96  # side of each tile in a preview: a 3x3 grid is 288 px
 PREVIEW_MAX_BYTES = 60_000  # of one preview (the API takes up to 1 MB; a phone wants it small)
 PREVIEW_WEBP_QUALITIES = (70, 50, 30, 15)  # tried in turn until the preview fits
 PREVIEW_TIMEOUT_SECONDS = 5.0  # a preview waits on the server at most this long, then is skipped
+PREVIEW_CODES_PER_TILE = 256  # a tile's image codes (16x16), the steps of a job

@@ -62,10 +62,11 @@ BLIND_PREVIEW_COUNT = 2  # auto: previews made before their cost is trusted
 class PreviewPacer:
     """Says, at each progress point of a batch, whether a preview is due.
 
-    What a preview costs is kept per tile across batches, so only a worker's first previews are
-    made blind: BLIND_PREVIEW_COUNT of them, as the first may include compiling the decode, and
-    the cheapest counts (compiling or a busy moment only ever adds time). The seconds per step
-    are those of the latest chunk, previews excluded."""
+    What a preview costs is kept per tile across batches. The worker measures it before its first
+    job (PreviewMaker.calibrate); without that, its first BLIND_PREVIEW_COUNT previews are made
+    blind and timed, as the first may include compiling the decode. The cheapest counts
+    (compiling or a busy moment only ever adds time). The seconds per step are those of the
+    latest chunk, previews excluded."""
 
     def __init__(self, setting: PreviewSetting, share: float = defaults.PREVIEW_SHARE_OF_JOB,
                  now: Callable[[], float] = time.perf_counter):
@@ -105,10 +106,14 @@ class PreviewPacer:
     def made(self, steps_done: int, seconds: float, tile_count: int) -> None:
         """Records a preview made at steps_done that took `seconds` for tile_count tiles."""
         self.last_preview_steps = steps_done
+        self.timed(seconds, tile_count)
+        self.last_point = (self.now(), steps_done)  # the next chunk is timed from here
+
+    def timed(self, seconds: float, tile_count: int) -> None:
+        """Records what a preview of tile_count tiles took, made in a job or to calibrate."""
         seconds_per_tile = seconds / max(1, tile_count)
         self.seconds_per_tile = min(seconds_per_tile, self.seconds_per_tile or seconds_per_tile)
         self.timed_count += 1
-        self.last_point = (self.now(), steps_done)  # the next chunk is timed from here
 
 
 def preview_webp(images, tile_pixels: int = defaults.PREVIEW_TILE_PIXELS,
@@ -144,6 +149,27 @@ class PreviewMaker:
         self.pipeline = pipeline
         self.client = client  # returns the QueueClient to post with (the generating thread's)
         self.now = now
+
+    def calibrate(self) -> None:
+        """auto: time a one-tile preview before the first job, so that no job pays for previews
+        made blind to learn their cost (on a 2-core CPU at the real shape, 20-40 s). It is made
+        BLIND_PREVIEW_COUNT times, as the first compiles the decode (which the first job's
+        images would compile anyway)."""
+        if not self.pacer.setting.is_auto:
+            return
+        import numpy as np
+
+        blank = np.zeros((1, defaults.PREVIEW_CODES_PER_TILE), np.int32)
+        try:
+            for _ in range(BLIND_PREVIEW_COUNT):
+                started = self.now()
+                preview_webp(self.pipeline.decode_partial(blank, 0))
+                self.pacer.timed(self.now() - started, tile_count=1)
+        except Exception as error:  # noqa: BLE001 - the jobs then time their first previews
+            log.warning("could not time a preview before the first job (%s: %s)",
+                        type(error).__name__, error)
+            return
+        log.info("a preview costs %.3f s a tile here", self.pacer.seconds_per_tile)
 
     def callback(self, claims, is_wanted: Callable[[object], bool]):
         """The on_codes for Pipeline.generate_batch of these claims, or None when previews are

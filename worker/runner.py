@@ -112,6 +112,7 @@ class Worker:
     def run(self) -> int:
         """Serves the queue until stopped; returns the process exit status."""
         self.heartbeats.start()
+        self.previews.calibrate()
         log.info("worker %s ready: model %s (%s, %s) on %s, batches of up to %d, previews %s",
                  self.options.name, self.options.model_name, self.model.label, self.model.dtype,
                  self.model.device, self.options.max_batch, self.options.previews)
