@@ -56,3 +56,17 @@ class PreviewStore:
 
     def remove(self, job_id: str) -> None:
         self.path(job_id).unlink(missing_ok=True)
+
+    def files_older_than(self, cutoff_seconds: float) -> dict[str, Path]:
+        """job id -> preview file, for the files last written before cutoff (a time.time());
+        a temporary file a kill left behind counts under its own name, which no job has."""
+        if not self.root.is_dir():
+            return {}
+        found = {}
+        for path in self.root.iterdir():
+            try:
+                if path.stat().st_mtime < cutoff_seconds:
+                    found[path.name.removesuffix(PREVIEW_SUFFIX)] = path
+            except OSError:  # removed while we looked
+                continue
+        return found

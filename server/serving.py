@@ -25,7 +25,7 @@ def make_server(settings: Settings, *, host: str, port: int, threads: int):
     long_polls.install(app, threads)  # long polls never take the threads people's requests need
     allow_bound_address(app, host)
     services = app.extensions["dalleq"]
-    OrphanSweeper(services.engine, services.storage).start()
+    OrphanSweeper(services.engine, services.storage, services.queue.previews).start()
     listeners = {}  # waitress registers each listening socket here (two for a name like localhost)
     server = create_server(
         app,

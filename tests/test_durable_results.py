@@ -96,3 +96,24 @@ def test_a_starting_server_sweeps_orphans_left_by_a_kill(tmp_path):
         assert "removing killed-upload-1234abcd from the data dir" in server.output()
     finally:
         server.stop()
+
+
+def test_the_sweep_removes_old_previews_of_jobs_that_no_longer_run(app, client, worker):
+    services = app.extensions["dalleq"]
+    previews = services.queue.previews
+    ended = submit(client, grid=1)
+    claimed, lease = worker.claim_one()
+    assert worker.post_result(claimed["id"], lease, 1).status_code == 200
+    running = submit(client, grid=1)
+    worker.claim_one()
+    old = time.time() - 2 * ORPHAN_MIN_AGE_SECONDS
+    for job_id, made_at in ((ended["id"], old), (running["id"], old), ("gone-job", old),
+                            ("young-gone-job", time.time())):
+        previews.save(job_id, b"RIFF....WEBP")  # what a server killed before its delete left
+        os.utime(previews.path(job_id), (made_at, made_at))
+
+    sweeper = OrphanSweeper(services.engine, services.storage, previews)
+    assert sweeper.sweep() == 2
+    assert not previews.path(ended["id"]).exists() and not previews.path("gone-job").exists()
+    assert previews.path(running["id"]).exists()  # its job still runs: it is the live preview
+    assert previews.path("young-gone-job").exists()  # young: left for a later sweep
