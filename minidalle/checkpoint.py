@@ -69,13 +69,18 @@ def cast_floats(params: dict, dtype) -> dict:
 
 def load_params(folder: Path, config: DalleBartConfig) -> dict:
     """`folder/flax_model.msgpack`, checked against config and cast to config.dtype (numpy)."""
+    return read_checked(folder, abstract_params(config), "DalleBart", config.dtype)
+
+
+def read_checked(folder: Path, expected: dict, kind: str, dtype) -> dict:
+    """`folder/flax_model.msgpack` checked against the `expected` tree of shapes, keeping only
+    what it names, floats cast to dtype (numpy); `kind` names the model in the error."""
     path = Path(folder) / MODEL_FILE
     if not path.exists():
-        raise FileNotFoundError(f"{path} not found: is {folder} a DalleBart checkpoint?")
-    expected = abstract_params(config)
+        raise FileNotFoundError(f"{path} not found: is {folder} a {kind} checkpoint?")
     params = read_msgpack(path)
     check_tree(params, expected, str(path))
-    return cast_floats(keep_expected(params, expected), config.dtype)
+    return cast_floats(keep_expected(params, expected), dtype)
 
 
 def save_params(folder: Path, params: dict) -> Path:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from flax.traverse_util import flatten_dict, unflatten_dict
 
-from .checkpoint import MODEL_FILE, cast_floats, check_tree, keep_expected, read_msgpack
+from .checkpoint import read_checked
 from .clip import ClipConfig, abstract_params
 
 INIT_STD = 0.02
@@ -22,13 +22,7 @@ INIT_STD = 0.02
 
 def load_params(folder: Path, config: ClipConfig) -> dict:
     """`folder/flax_model.msgpack` as float32 numpy, checked against config."""
-    path = Path(folder) / MODEL_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: is {folder} a CLIP checkpoint?")
-    expected = abstract_params(config)
-    params = read_msgpack(path)
-    check_tree(params, expected, str(path))
-    return cast_floats(keep_expected(params, expected), np.float32)
+    return read_checked(folder, abstract_params(config), "CLIP", np.float32)
 
 
 def random_params(config: ClipConfig, seed: int) -> dict:
