@@ -93,13 +93,10 @@ class WorkerProcess:
             log.info("stopping the worker (it finishes its current batch first)")
             process.send_signal(signal.SIGTERM)
             try:
-                process.wait(timeout=WORKER_STOP_SECONDS)
+                self._wait_or_kill(process)
             except KeyboardInterrupt:  # a second Ctrl-C: the worker hands its leases back
                 process.send_signal(signal.SIGTERM)
                 self._wait_or_kill(process)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
             log.info("the worker stopped (exit status %s)", process.returncode)
         self.thread.join(timeout=5)
 
