@@ -42,6 +42,11 @@ def settings_options(command):
                      help="The address people open (https://box.tailnet.ts.net behind tailscale "
                           "serve): its host is allowed, and https makes cookies Secure and sends "
                           "HSTS."),
+        click.option("--push-contact", envvar="DALLEQ_PUSH_CONTACT", show_envvar=True,
+                     metavar="URL",
+                     help="Your mailto: address or https URL, sent to push services with each "
+                          "notification (default: the https public URL, else "
+                          f"{defaults.PUSH_CONTACT})."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -69,7 +74,7 @@ def listen_options(command):
 
 
 def build_settings(db, data, worker_token, password, lease_seconds, max_attempts, max_upload_mb,
-                   public_url):
+                   public_url, push_contact):
     """The server's Settings from the flags; a setting out of range is a usage error."""
     from server.config import load_settings
 
@@ -83,6 +88,7 @@ def build_settings(db, data, worker_token, password, lease_seconds, max_attempts
             max_attempts=max_attempts,
             max_upload_mb=max_upload_mb,
             public_url=public_url,
+            push_contact=push_contact,
         )
     except ConfigError as error:
         raise click.UsageError(str(error)) from None

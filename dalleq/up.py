@@ -179,6 +179,7 @@ def run_up(settings: Settings, *, host: str, port: int, threads: int, model: str
     finally:
         worker.stop()  # the server still answers meanwhile: the current batch can upload
         serving.close()
+        app.extensions["dalleq"].push.stop()
 
 
 def worker_rank_arguments(rank: bool | None, cache: Path | None) -> list[str]:

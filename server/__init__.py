@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # create_app imports them: `import server` stays light (no SQ
 
     from .catalog import Catalog
     from .login_sessions import LoginSessions
+    from .push_sender import PushSender
+    from .push_subscriptions import PushSubscriptions
     from .queue import JobQueue
     from .storage import Storage
 
@@ -69,6 +71,9 @@ class Services:
     catalog: "Catalog"
     storage: "Storage"
     login_sessions: "LoginSessions"
+    push_subscriptions: "PushSubscriptions"
+    push: "PushSender"  # started by serving.make_server, so a test's app sends nothing by itself
+    push_public_key: str
 
 
 def services() -> Services:
@@ -79,6 +84,7 @@ def services() -> Services:
 def create_app(settings: Settings | None = None) -> Flask:
     from . import (
         api_jobs,
+        api_push,
         api_worker,
         auth,
         db,
@@ -88,9 +94,13 @@ def create_app(settings: Settings | None = None) -> Flask:
         pages,
         protection,
         throttle,
+        vapid,
     )
     from .catalog import Catalog
+    from .config import push_contact
     from .login_sessions import LoginSessions
+    from .push_sender import PushSender
+    from .push_subscriptions import PushSubscriptions
     from .queue import JobQueue
     from .sessions import CachedCookieSessionInterface
     from .storage import Storage
@@ -110,17 +120,28 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.session_interface = CachedCookieSessionInterface()
     engine = db.make_engine(settings.database_url)
     db.upgrade(engine)
+    vapid_key = vapid.load_or_create(settings.data_dir)
+    push_subscriptions = PushSubscriptions(engine)
+    push = PushSender(
+        push_subscriptions,
+        vapid_key,
+        push_contact(settings),
+        base_url=(settings.public_url or "").rstrip("/"),
+    )
     app.extensions["dalleq"] = Services(
         engine=engine,
-        queue=JobQueue(engine, settings),
+        queue=JobQueue(engine, settings, on_job_ended=push.job_ended),
         catalog=Catalog(engine),
         storage=Storage(settings.data_dir),
         login_sessions=LoginSessions(engine),
+        push_subscriptions=push_subscriptions,
+        push=push,
+        push_public_key=vapid.public_key_b64(vapid_key),
     )
     app.jinja_env.globals["csrf_token"] = auth.csrf_token
     error_pages.init_app(app)
     protection.init_app(app)
-    for blueprint in (api_jobs.bp, api_worker.bp, openapi.bp, files.bp, pages.bp):
+    for blueprint in (api_jobs.bp, api_push.bp, api_worker.bp, openapi.bp, files.bp, pages.bp):
         app.register_blueprint(blueprint)
     throttle.init_app(app)
     return app

@@ -28,6 +28,7 @@ class Settings:
     secret_key: str | None = None  # signs session cookies; kept in the data dir when unset
     default_model: str = defaults.DEFAULT_MODEL
     public_url: str | None = None  # https://box.tailnet.ts.net: cookies Secure, HSTS, an allowed Host
+    push_contact: str | None = None  # VAPID "sub" of Web Push: a mailto: or https: URL
 
     def replace(self, **changes) -> "Settings":
         """A copy with some settings changed, checked again."""
@@ -50,7 +51,7 @@ def _convert(name: str, raw):
             raise ConfigError(f"{env_name(name)} must be a whole number, got {raw!r}") from None
         return value
     value = str(raw)
-    optional = ("worker_token", "password", "secret_key", "public_url")
+    optional = ("worker_token", "password", "secret_key", "public_url", "push_contact")
     return value if value != "" or name not in optional else None
 
 
@@ -66,6 +67,8 @@ def validated(settings: Settings) -> Settings:
         raise ConfigError(f"{env_name('data_dir')} must not be empty")
     if settings.public_url is not None:
         check_public_url(settings.public_url)
+    if settings.push_contact is not None:
+        check_push_contact(settings.push_contact)
     return settings
 
 
@@ -80,6 +83,30 @@ def check_public_url(url: str) -> None:
         raise ConfigError(
             f"{env_name('public_url')} must be an http:// or https:// URL with a host, got {url!r}"
         )
+
+
+def check_push_contact(contact: str) -> None:
+    """A mailto: address or an https URL: push services (Apple's) refuse any other VAPID subject."""
+    try:
+        parts = urlsplit(contact)
+        is_mailto = parts.scheme == "mailto" and "@" in parts.path
+        is_https = parts.scheme == "https" and bool(parts.hostname)
+    except ValueError:  # an unclosed IPv6 bracket
+        is_mailto = is_https = False
+    if not (is_mailto or is_https):
+        raise ConfigError(
+            f"{env_name('push_contact')} must be a mailto: address or an https:// URL, "
+            f"got {contact!r}"
+        )
+
+
+def push_contact(settings: Settings) -> str:
+    """The VAPID subject: DALLEQ_PUSH_CONTACT, else an https public URL, else defaults'."""
+    if settings.push_contact:
+        return settings.push_contact
+    if settings.public_url and urlsplit(settings.public_url).scheme == "https":
+        return settings.public_url
+    return defaults.PUSH_CONTACT
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides) -> Settings:

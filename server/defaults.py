@@ -53,3 +53,15 @@ IDEMPOTENCY_KEY_HOURS = 24
 PREVIEW_MAX_BYTES = 2**20
 PREVIEW_STEPS_MAX = 256  # image tokens per tile: DALL-E Mini draws 16x16 VQGAN codes
 PREVIEW_MAX_SIDE_PIXELS = TILE_PIXELS * GRID_MAX  # never larger than the largest grid
+
+# Web Push (issue 18): who may be told when jobs end, and how a push is sent (server/push_sender.py).
+PUSH_SUBSCRIPTIONS_MAX = 50  # one owner's phones and laptops; a runaway script stops here
+PUSH_ENDPOINT_MAX_CHARS = 2048
+# VAPID "sub" when neither DALLEQ_PUSH_CONTACT nor an https public URL is set. Not @localhost:
+# Apple's push service refuses a subject whose host does not resolve (403 BadJwtToken).
+PUSH_CONTACT = "mailto:dalle-queue@example.com"
+PUSH_TTL_SECONDS = 24 * 3600  # a phone offline longer than a day does not need the old news
+PUSH_TIMEOUT_SECONDS = 10.0  # one POST to the push service
+PUSH_TRIES = 3
+PUSH_RETRY_SECONDS = 1.0  # before the second try; doubled before the third
+PUSH_QUEUE_MAX = 1000  # messages waiting for the sender; past this new ones are dropped and logged

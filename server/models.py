@@ -1,4 +1,4 @@
-"""The database schema: jobs, their images, idempotency keys; SQLAlchemy 2.x declarative style.
+"""The database schema: jobs, their images, idempotency keys, push subscriptions; SQLAlchemy 2.x declarative style.
 
 Alembic migrations in server/migrations/ are the source of truth for an existing database; these
 classes describe the same tables for queries and for `queue.db.example`. Times are naive UTC.
@@ -114,7 +114,21 @@ class IdempotencyKey(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
 
 
+class PushSubscription(Base):
+    """A browser that asked to be told when jobs end: its push service URL and its keys
+    (server/push_subscriptions.py). The endpoint names the browser, so it is unique."""
+
+    __tablename__ = "push_subscriptions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    endpoint: Mapped[str] = mapped_column(String(2048), unique=True)
+    p256dh: Mapped[str] = mapped_column(String(128))  # base64url P-256 point, 65 bytes
+    auth: Mapped[str] = mapped_column(String(64))  # base64url auth secret, 16 bytes
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
 jobs_table = Job.__table__
 images_table = Image.__table__
 login_sessions_table = LoginSession.__table__
 idempotency_keys_table = IdempotencyKey.__table__
+push_subscriptions_table = PushSubscription.__table__

@@ -9,6 +9,9 @@ what turns a late or duplicate worker call into a 409 instead of an overwrite (s
 
 A running job may have a live preview (server/previews.py); every verb that ends a running attempt
 clears its steps in the same UPDATE and drops its file after the commit.
+
+The verbs that end a job done or failed (finish, fail, expire) hand its row to `on_job_ended`
+after the commit, once per job: the push sender (server/push_sender.py) listens there.
 """
 
 import dataclasses
@@ -77,9 +80,15 @@ class Upload:
 class JobQueue:
     """The verbs over one database; `now` is an argument everywhere so tests control time."""
 
-    def __init__(self, engine: Engine, settings: Settings):
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        on_job_ended: Callable[[dict], None] | None = None,
+    ):
         self.engine = engine
         self.settings = settings
+        self.on_job_ended = on_job_ended or (lambda job: None)
         self.previews = PreviewStore(settings.data_dir)
         self._last_expire: datetime | None = None
         # Long-polling claims wait on this; submit() wakes them (other processes are caught by the
@@ -365,6 +374,7 @@ class JobQueue:
             log.info("job %s canceled: its result arrived after the cancel", job_id)
             return row._asdict(), False
         log.info("job %s done (%d files in %s)", job_id, len(images), files_dir)
+        self.on_job_ended(row._asdict())
         return row._asdict(), True
 
     def finished_by(self, connection, job_id: str, lease: str) -> dict | None:
@@ -443,6 +453,8 @@ class JobQueue:
                 self._raise_stale(connection, job_id, now)
         self.previews.remove(job_id)
         log.info("job %s attempt failed (%s): now %s", job_id, error[:80], row.status)
+        if row.status == JobStatus.FAILED.value:
+            self.on_job_ended(row._asdict())
         return row._asdict()
 
     def expire(self, *, now=None) -> int:
@@ -452,14 +464,18 @@ class JobQueue:
             " stopped reporting"
         )
         with self._transaction() as connection:
-            expired_ids = connection.execute(
+            expired = connection.execute(
                 update(jobs)
                 .where(jobs.c.status == JobStatus.RUNNING.value, jobs.c.lease_expires_at < now)
                 .values(self._end_attempt(now, message, retryable=True))
-                .returning(jobs.c.id)
-            ).scalars().all()
+                .returning(*jobs.c)
+            ).all()
+        expired_ids = [row.id for row in expired]
         for job_id in expired_ids:
             self.previews.remove(job_id)
+        for row in expired:
+            if row.status == JobStatus.FAILED.value:
+                self.on_job_ended(row._asdict())
         if expired_ids:
             log.info("%d expired lease(s) handed back", len(expired_ids))
         self._last_expire = now

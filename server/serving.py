@@ -20,12 +20,14 @@ log = logging.getLogger(__name__)
 
 
 def make_server(settings: Settings, *, host: str, port: int, threads: int):
-    """The app under waitress, with the orphaned-folder sweep run once now and then periodically."""
+    """The app under waitress, with the orphaned-folder sweep run once now and then periodically,
+    and the push sender started (the caller stops it: app.extensions["dalleq"].push.stop())."""
     app = create_app(settings)
     long_polls.install(app, threads)  # long polls never take the threads people's requests need
     allow_bound_address(app, host)
     services = app.extensions["dalleq"]
     OrphanSweeper(services.engine, services.storage, services.queue.previews).start()
+    services.push.start()
     listeners = {}  # waitress registers each listening socket here (two for a name like localhost)
     server = create_server(
         app,
@@ -102,8 +104,11 @@ def announce(host: str, port: int) -> None:
 
 
 def run_server(settings: Settings, *, host: str, port: int, threads: int) -> None:
-    _app, server = make_server(settings, host=host, port=port, threads=threads)
+    app, server = make_server(settings, host=host, port=port, threads=threads)
     announce(host, server.effective_port)
     if not settings.worker_token:
         log.warning("DALLEQ_WORKER_TOKEN is not set: workers cannot claim jobs")
-    run_until_stopped(server)
+    try:
+        run_until_stopped(server)
+    finally:
+        app.extensions["dalleq"].push.stop()
