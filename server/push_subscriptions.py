@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from . import defaults
 from .errors import Conflict, InvalidInput
@@ -119,6 +120,12 @@ class PushSubscriptions:
         Conflict past defaults.PUSH_SUBSCRIPTIONS_MAX.
         """
         keys = {"p256dh": subscription.p256dh, "auth": subscription.auth}
+        try:
+            return self._add(subscription, keys, now)
+        except IntegrityError:  # the same browser's two requests raced; the other stored it
+            return False
+
+    def _add(self, subscription: Subscription, keys: dict, now: datetime) -> bool:
         with self.engine.begin() as connection:
             renewed = connection.execute(
                 update(subscriptions)
