@@ -172,6 +172,34 @@ def paths() -> dict:
                 PEOPLE_WRITE_SECURITY,
             ),
         },
+        "/api/v1/push/key": {
+            "get": operation(
+                "The server's VAPID public key, for pushManager.subscribe",
+                {"200": answer("the key", ref("PushKey")), **PEOPLE},
+                PEOPLE_SECURITY,
+            ),
+        },
+        "/api/v1/push/subscriptions": {
+            "post": operation(
+                "Notify this browser when a job ends (Web Push)",
+                {
+                    "201": answer("stored", ref("PushSubscribed")),
+                    "200": answer("already stored (its keys renewed)", ref("PushSubscribed")),
+                    **PEOPLE_WRITE,
+                    **WITH_BODY,
+                    "409": error("too_many_subscriptions: "
+                                 f"{defaults.PUSH_SUBSCRIPTIONS_MAX} browsers already"),
+                },
+                PEOPLE_WRITE_SECURITY,
+                body="PushSubscription",
+            ),
+            "delete": operation(
+                "Stop notifying this browser",
+                {"204": answer("forgotten (or never stored)"), **PEOPLE_WRITE, **WITH_BODY},
+                PEOPLE_WRITE_SECURITY,
+                body="PushEndpoint",
+            ),
+        },
         "/api/v1/worker/claim": {
             "post": operation(
                 "Lease the oldest queued jobs",

@@ -86,6 +86,11 @@ def schemas() -> dict:
         "required": ["lease_expires_at", "cancel_requested"],
         "properties": {"lease_expires_at": timestamp, "cancel_requested": {"type": "boolean"}},
     }
+    push_endpoint = {
+        "type": "string",
+        "maxLength": defaults.PUSH_ENDPOINT_MAX_CHARS,
+        "description": "the push service URL: https (http only to localhost, for tests)",
+    }
     tiles = {
         f"image_{i}": {"type": "string", "contentMediaType": "image/png"}
         for i in range(RESULT_TILE_FIELDS)
@@ -132,6 +137,37 @@ def schemas() -> dict:
                 "prompt": prompt,
                 "seed": {"anyOf": [{"enum": ["new", "same"]}, sampling["seed"]]},
             },
+        },
+        "PushKey": {
+            "type": "object",
+            "required": ["public_key"],
+            "properties": {"public_key": {"type": "string", "pattern": "^[A-Za-z0-9_-]{87}$"}},
+        },
+        "PushSubscription": {
+            "type": "object",
+            "required": ["endpoint", "keys"],
+            "properties": {
+                "endpoint": push_endpoint,
+                "keys": {
+                    "type": "object",
+                    "required": ["p256dh", "auth"],
+                    "properties": {
+                        "p256dh": {"type": "string", "description": "base64url, 65 bytes: an"
+                                   " uncompressed P-256 point"},
+                        "auth": {"type": "string", "description": "base64url, 16 bytes"},
+                    },
+                },
+            },
+        },
+        "PushEndpoint": {
+            "type": "object",
+            "required": ["endpoint"],
+            "properties": {"endpoint": push_endpoint},
+        },
+        "PushSubscribed": {
+            "type": "object",
+            "required": ["endpoint"],
+            "properties": {"endpoint": push_endpoint},
         },
         "Claim": {
             "type": "object",
