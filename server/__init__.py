@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         api_jobs,
         api_worker,
         auth,
+        compare,
         db,
         error_pages,
         files,
@@ -120,7 +121,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.jinja_env.globals["csrf_token"] = auth.csrf_token
     error_pages.init_app(app)
     protection.init_app(app)
-    for blueprint in (api_jobs.bp, api_worker.bp, openapi.bp, files.bp, pages.bp):
+    for blueprint in (api_jobs.bp, api_worker.bp, openapi.bp, files.bp, pages.bp, compare.bp):
         app.register_blueprint(blueprint)
     throttle.init_app(app)
     return app
