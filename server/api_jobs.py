@@ -69,9 +69,14 @@ def listing():
     limit = validation.as_int(
         dict(args), "limit", 1, defaults.LIST_LIMIT_MAX, defaults.LIST_LIMIT_DEFAULT
     )
+    starred = validation.starred_filter(args.get("starred"))
     services().queue.expire_if_due()
     rows, next_cursor = services().catalog.page(
-        statuses=statuses, query=args.get("q", ""), limit=limit, cursor=args.get("cursor") or None
+        statuses=statuses,
+        query=args.get("q", ""),
+        limit=limit,
+        cursor=args.get("cursor") or None,
+        starred=starred,
     )
     root = request.script_root
     return jsonify({"jobs": [job_json(row, root) for row in rows], "next_cursor": next_cursor})
@@ -91,6 +96,12 @@ def rerun(job_id):
 @bp.post("/<job_id>/cancel")
 def cancel(job_id):
     return render(services().queue.cancel(job_id))
+
+
+@bp.post("/<job_id>/star")
+def star(job_id):
+    is_starred = validation.starred_flag(json_body())
+    return render(services().queue.set_starred(job_id, is_starred))
 
 
 @bp.delete("/<job_id>")

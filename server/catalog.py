@@ -1,4 +1,5 @@
-"""Reading jobs: one job, newest-first pages with cursor and search, queue positions.
+"""Reading jobs: one job, newest-first pages with cursor, search and the starred filter, a job's
+family (its parent and reruns), queue positions.
 
 Kept apart from server/queue.py because reads never change state and the pages and both APIs
 share them.
@@ -8,7 +9,7 @@ import base64
 import binascii
 import functools
 
-from sqlalchemy import bindparam, func, select, union_all
+from sqlalchemy import Boolean, bindparam, func, or_, select, union_all
 from sqlalchemy.engine import Engine
 
 from .errors import InvalidInput, NotFound
@@ -18,7 +19,8 @@ from .search import SEARCH_QUERY, query_words, search_query, select_matching_job
 jobs = jobs_table
 CURSOR_PREFIX = "s"
 SEQ_MAX = 2**31 - 1  # jobs.seq is an Integer column: 32 bits on PostgreSQL, so no seq is larger
-ROW_COUNT, BELOW_SEQ = "row_count", "below_seq"  # page_statement()'s parameters
+ROW_COUNT, BELOW_SEQ, STARRED = "row_count", "below_seq", "starred"  # page_statement()'s
+FAMILY_MAX = 24  # members of a family shown on a job page: the strip stays one short scroll
 
 # Statements run on every job view and submit are built once and run with parameters: building a
 # Core statement and its cache key costs more than SQLite answering it (bench/bench_server.py).
@@ -36,17 +38,26 @@ QUEUED_POSITIONS = select(
 ).where(_is_queued, jobs.c.seq.between(bindparam("low_seq"), bindparam("high_seq")))
 
 
-def _newest_first(statement, seq, has_cursor: bool):
-    """`statement` ordered by `seq` newest first, below the cursor, at most ROW_COUNT rows."""
+def _newest_first(statement, seq, has_cursor: bool, has_starred: bool = False):
+    """`statement` ordered by `seq` newest first, below the cursor, starred or not as STARRED
+    says (when has_starred), at most ROW_COUNT rows."""
+    if has_starred:
+        statement = statement.where(jobs.c.starred == bindparam(STARRED, type_=Boolean()))
     if has_cursor:
         statement = statement.where(seq < bindparam(BELOW_SEQ))
     return statement.order_by(seq.desc()).limit(bindparam(ROW_COUNT))
 
 
 @functools.lru_cache(maxsize=256)
-def page_statement(dialect_name: str, statuses: tuple[str, ...], is_search: bool, has_cursor: bool):
+def page_statement(
+    dialect_name: str,
+    statuses: tuple[str, ...],
+    is_search: bool,
+    has_cursor: bool,
+    has_starred: bool = False,
+):
     """The SELECT behind Catalog.page for one shape of request; parameters ROW_COUNT, BELOW_SEQ
-    (with a cursor) and search.SEARCH_QUERY (with a search).
+    (with a cursor), STARRED (with the starred filter) and search.SEARCH_QUERY (with a search).
 
     Built once per shape and kept: building a statement this size (and its cache key) costs ~2 ms,
     twenty times what SQLite takes to answer it. There are few shapes: statuses are validated.
@@ -55,16 +66,19 @@ def page_statement(dialect_name: str, statuses: tuple[str, ...], is_search: bool
     (...) ORDER BY seq DESC` has no index giving that order, so SQLite walks the whole table newest
     first and, when few jobs have those statuses (the live queue beside 100,000 finished jobs),
     reads every row to find them; each status alone is a range of ix_jobs_status_seq in seq order.
+    The starred filter alone is a range of ix_jobs_starred_seq in seq order, in the same way.
     """
     if is_search:
         statement, seq = select_matching_jobs(dialect_name)
         if statuses:
             statement = statement.where(jobs.c.status.in_(statuses))
-        return _newest_first(statement, seq, has_cursor)
+        return _newest_first(statement, seq, has_cursor, has_starred)
     arms = [
-        _newest_first(select(*jobs.c).where(jobs.c.status == status), jobs.c.seq, has_cursor)
+        _newest_first(
+            select(*jobs.c).where(jobs.c.status == status), jobs.c.seq, has_cursor, has_starred
+        )
         for status in statuses
-    ] or [_newest_first(select(*jobs.c), jobs.c.seq, has_cursor)]
+    ] or [_newest_first(select(*jobs.c), jobs.c.seq, has_cursor, has_starred)]
     if len(arms) == 1:
         return arms[0]
     # Each arm is wrapped in a subquery: SQLite takes ORDER BY/LIMIT only at the end of a UNION.
@@ -103,23 +117,62 @@ class Catalog:
             self._add_positions(connection, [job])
         return job
 
-    def page(self, *, statuses=None, query: str = "", limit: int, cursor: str | None = None):
-        """Newest-first jobs matching the filters. Returns (jobs, next_cursor or None)."""
+    def page(
+        self,
+        *,
+        statuses=None,
+        query: str = "",
+        limit: int,
+        cursor: str | None = None,
+        starred: bool | None = None,
+    ):
+        """Newest-first jobs matching the filters (`starred` None: starred or not). Returns (jobs,
+        next_cursor or None)."""
         params = {ROW_COUNT: limit + 1}
         if cursor:
             params[BELOW_SEQ] = decode_cursor(cursor)
+        if starred is not None:
+            params[STARRED] = starred
         words = query_words(query)
         with self.engine.connect() as connection:
             dialect_name = connection.dialect.name
             if words:
                 params[SEARCH_QUERY] = search_query(dialect_name, words)
-            shape = tuple(sorted(set(statuses or ()))), bool(words), bool(cursor)
+            shape = (
+                tuple(sorted(set(statuses or ()))), bool(words), bool(cursor), starred is not None
+            )
             statement = page_statement(dialect_name, *shape)
             rows = [row._asdict() for row in connection.execute(statement, params)]
             has_more = len(rows) > limit
             rows = rows[:limit]
             self._add_positions(connection, rows)
         return rows, (encode_cursor(rows[-1]["seq"]) if has_more else None)
+
+    def family(self, job: dict) -> list[dict]:
+        """The job's family, oldest first: its parent, the parent's other reruns (its siblings),
+        the job itself and its own reruns; at most FAMILY_MAX, the job always among them."""
+        kin = [jobs.c.id == job["id"], jobs.c.parent_id == job["id"]]
+        if job["parent_id"]:
+            kin += [jobs.c.id == job["parent_id"], jobs.c.parent_id == job["parent_id"]]
+        statement = select(*jobs.c).where(or_(*kin)).order_by(jobs.c.seq).limit(FAMILY_MAX)
+        with self.engine.connect() as connection:
+            members = [row._asdict() for row in connection.execute(statement)]
+            if not any(member["id"] == job["id"] for member in members):
+                members[-1] = dict(job)  # a large family cut short still shows the job itself
+            self._add_positions(connection, members)
+        return members
+
+    def get_many(self, job_ids: list[str]) -> list[dict]:
+        """The jobs of these ids in the order given; NotFound naming the first unknown one."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(*jobs.c).where(jobs.c.id.in_(job_ids)))
+            job_from_id = {row.id: row._asdict() for row in rows}
+            unknown = [job_id for job_id in job_ids if job_id not in job_from_id]
+            if unknown:
+                raise NotFound(f"no job {unknown[0]}")
+            found = [job_from_id[job_id] for job_id in job_ids]
+            self._add_positions(connection, found)
+        return found
 
     def images(self, job_seq: int) -> list[dict]:
         """The stored files of a finished job (grid, tiles, thumbnail), grid first."""

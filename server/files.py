@@ -14,6 +14,7 @@ from .storage import file_names
 bp = Blueprint("files", __name__, url_prefix="/files")
 
 
+@bp.app_template_global()
 def download_name(job: dict, name: str) -> str:
     """`a-red-fox-seed-7-tile_2.png`: readable in a phone's downloads folder."""
     slug = re.sub(r"[^a-z0-9]+", "-", job["prompt"].lower()).strip("-")[:60] or "image"

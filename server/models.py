@@ -7,7 +7,7 @@ classes describe the same tables for queries and for `queue.db.example`. Times a
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -62,6 +62,8 @@ class Job(Base):
     # Image-token steps of the running attempt's newest preview (server/previews.py); None when it
     # has none or is not running.
     preview_steps: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # A person's mark on a job worth finding again (shared/API-1.1.md); the gallery filters on it.
+    starred: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     images: Mapped[list["Image"]] = relationship(
         back_populates="job", cascade="all, delete-orphan", passive_deletes=True
@@ -70,6 +72,10 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_status_seq", "status", "seq"),
         Index("ix_jobs_status_lease_expires_at", "status", "lease_expires_at"),
+        # `starred = ? ORDER BY seq DESC` is a range of this index in seq order (catalog.py).
+        Index("ix_jobs_starred_seq", "starred", "seq"),
+        # A job's reruns, for its family strip (catalog.Catalog.family).
+        Index("ix_jobs_parent_id", "parent_id"),
     )
 
 

@@ -102,6 +102,12 @@ def paths() -> dict:
             "schema": {"type": "integer", "minimum": 1, "maximum": defaults.LIST_LIMIT_MAX},
         },
         {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+        {
+            "name": "starred",
+            "in": "query",
+            "schema": {"enum": ["true", "false"]},
+            "description": "true: only starred jobs; false: only the others",
+        },
     ]
     return {
         "/api/v1/openapi.json": {
@@ -198,6 +204,15 @@ def paths() -> dict:
                 {"204": answer("forgotten (or never stored)"), **PEOPLE_WRITE, **WITH_BODY},
                 PEOPLE_WRITE_SECURITY,
                 body="PushEndpoint",
+            ),
+        },
+        "/api/v1/jobs/{job_id}/star": {
+            "parameters": [JOB_ID],
+            "post": operation(
+                "Star or unstar a job",
+                {"200": answer("the job", job), **PEOPLE_WRITE, **WITH_BODY, **NOT_FOUND},
+                PEOPLE_WRITE_SECURITY,
+                body="Star",
             ),
         },
         "/api/v1/worker/claim": {

@@ -61,6 +61,7 @@ def schemas() -> dict:
         "preview_steps": nullable(
             {"type": "integer", "minimum": 0, "maximum": defaults.PREVIEW_STEPS_MAX}
         ),
+        "starred": {"type": "boolean"},
     }
     sampling = {
         "seed": {"type": "integer", "minimum": 0, "maximum": defaults.SEED_MAX},
@@ -168,6 +169,11 @@ def schemas() -> dict:
             "type": "object",
             "required": ["endpoint"],
             "properties": {"endpoint": push_endpoint},
+        },
+        "Star": {
+            "type": "object",
+            "required": ["starred"],
+            "properties": {"starred": {"type": "boolean"}},
         },
         "Claim": {
             "type": "object",

@@ -49,7 +49,7 @@ BLANK_JOB = {
     "params": {}, "status": JobStatus.QUEUED.value, "progress": 0.0, "position": None,
     "attempts": 0, "error": None, "parent_id": None, "created_at": None, "started_at": None,
     "finished_at": None, "grid_url": None, "image_urls": [], "thumb_url": None, "scores": None,
-    "best_image": None, "preview_url": None, "preview_steps": None,
+    "best_image": None, "preview_url": None, "preview_steps": None, "starred": False,
 }
 
 
@@ -187,16 +187,19 @@ def shorten(text: str) -> str:
 @bp.get("/gallery")
 def gallery():
     query = request.args.get("q", "").strip()
+    starred = validation.starred_filter(request.args.get("starred"))
     rows, next_cursor = services().catalog.page(
         statuses=[JobStatus.DONE.value],
         query=query,
         limit=GALLERY_PAGE_SIZE,
         cursor=request.args.get("cursor") or None,
+        starred=starred,
     )
     return render_template(
         "gallery.html",
         jobs=public(rows),
         query=query,
+        starred=starred,
         next_cursor=next_cursor,
         page_size=GALLERY_PAGE_SIZE,
         blank_job=BLANK_JOB,
@@ -210,6 +213,7 @@ def render_job(row: dict, *, edit: dict | None = None, error: str | None = None,
         "job.html",
         job=job,
         tile_order=ranking.best_first(job["scores"], len(job["image_urls"])),
+        family=public(services().catalog.family(row)),
         meta=result_meta(row),
         is_active=job["status"] in ACTIVE_STATUSES,
         cancel_requested=bool(row.get("cancel_requested")),
@@ -247,6 +251,16 @@ def cancel(job_id):
     return redirect(back_to(url_for("pages.job", job_id=job_id)), 303)
 
 
+@bp.post("/jobs/<job_id>/star")
+def star(job_id):
+    """The star's form (templates/_star.html) where no JS sends it to the API."""
+    value = request.form.get("starred", "")
+    if value not in validation.STARRED_FILTER:
+        raise InvalidInput("starred must be true or false", code="invalid_starred")
+    services().queue.set_starred(job_id, validation.STARRED_FILTER[value])
+    return redirect(back_to(url_for("pages.job", job_id=job_id)), 303)
+
+
 @bp.post("/jobs/<job_id>/delete")
 def delete(job_id):
     """Delete the job and its files, then go back to the gallery (its page is gone)."""
@@ -256,7 +270,7 @@ def delete(job_id):
 
 
 @bp.get("/jobs")
-@bp.get("/jobs/<job_id>/<any(rerun, cancel, delete):action>")
+@bp.get("/jobs/<job_id>/<any(rerun, cancel, delete, star):action>")
 def after_a_form(job_id=None, action=None):
     """A reload or a shared link of a form's address (after a 400 page) goes to its page."""
     if job_id is None:

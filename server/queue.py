@@ -227,6 +227,24 @@ class JobQueue:
         log.info("job %s cancel: now %s", job_id, row.status)
         return row._asdict()
 
+    def set_starred(self, job_id: str, is_starred: bool) -> dict:
+        """Star or unstar a job, whatever its status; returns its row with `position`."""
+        with self._transaction() as connection:
+            row = connection.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id)
+                .values(starred=is_starred)
+                .returning(*jobs.c)
+            ).one_or_none()
+            if row is None:
+                raise NotFound(f"no job {job_id}")
+            job = row._asdict()
+            is_queued = job["status"] == JobStatus.QUEUED.value
+            position = connection.execute(QUEUED_UP_TO, {"seq": job["seq"]}).scalar_one()
+            job["position"] = position if is_queued else None
+        log.info("job %s %s", job_id, "starred" if is_starred else "unstarred")
+        return job
+
     def delete(self, job_id: str) -> str | None:
         """Delete a job and its image rows; returns its files folder for the caller to remove."""
         with self._transaction() as connection:

@@ -59,6 +59,7 @@ def job_json(job: dict, root: str = "") -> dict:
         "best_image": ranking.best_index(scores),
         "preview_url": preview,
         "preview_steps": job["preview_steps"] if preview else None,
+        "starred": bool(job.get("starred")),
     }
 
 

@@ -226,6 +226,28 @@ def retryable_flag(body: dict) -> bool:
     return retryable
 
 
+def starred_flag(body: dict) -> bool:
+    """The star's new state from POST /api/v1/jobs/<id>/star: a JSON true or false, required."""
+    starred = body.get("starred")
+    if not isinstance(starred, bool):
+        raise InvalidInput("starred (true or false) is required", code="invalid_starred")
+    return starred
+
+
+STARRED_FILTER = {"true": True, "false": False}
+
+
+def starred_filter(value: str | None) -> bool | None:
+    """GET /api/v1/jobs's `starred`: true (only starred), false (only unstarred), or absent."""
+    if value is None:
+        return None
+    if value not in STARRED_FILTER:
+        raise InvalidInput(
+            f"starred must be true or false, not {value[:40]!r}", code="invalid_starred"
+        )
+    return STARRED_FILTER[value]
+
+
 def _refuse_constant(name: str):
     raise ValueError(f"{name} is not JSON")  # NaN, Infinity: Python's json takes them, JSON does not
 

@@ -333,13 +333,13 @@ def test_a_ranked_job_shows_its_best_tile_first_and_large_with_scores_on_tap(pho
     assert best_box["y"] + best_box["height"] <= other_box["y"] + 1  # above the rest
 
     best.tap()
-    caption = phone.locator("#lightbox-caption")
+    caption = phone.locator("#lightbox-facts")
     expect(phone.locator("#lightbox img")).to_have_attribute(
         "src", f"/files/{job_id}/tile_5.png")
-    expect(caption).to_have_text("Best · score 31.25 · image 6")
+    expect(caption).to_contain_text("Best · score 31.25 · image 6 of 9 · seed")
     expect(phone.locator("#lightbox-count")).to_have_text("1 / 9")
     phone.locator("#lightbox").get_by_role("button", name="Next").tap()
-    expect(caption).to_have_text("score 25.00 · image 4")
+    expect(caption).to_contain_text("score 25.00 · image 4 of 9 · seed")
     assert violations == []
 
 

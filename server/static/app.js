@@ -183,9 +183,22 @@ const DQ = (() => {
           node.action = `${jobUrl(job.id)}/cancel`;
           node.hidden = !isActive(job);
           break;
+        case "star": // templates/_star.html; static/stars.js sends it
+          node.action = `${jobUrl(job.id)}/star`;
+          node.dataset.jobId = job.id;
+          showStar(node, job.starred);
+          break;
       }
     }
     return element;
+  }
+
+  /* Show a star form (templates/_star.html) as starred or not; its form then asks the opposite. */
+  function showStar(form, isStarred) {
+    form.elements.starred.value = isStarred ? "false" : "true";
+    const button = form.querySelector("button");
+    button.setAttribute("aria-pressed", String(isStarred));
+    button.textContent = isStarred ? "★" : "☆";
   }
 
   /* A fresh copy of a <template>'s first element, filled with `job`. */
@@ -270,6 +283,6 @@ const DQ = (() => {
   });
 
   return {
-    api, newKey, poll, fill, fromTemplate, finished, isActive, jobUrl, root, showLatest,
+    api, newKey, poll, fill, fromTemplate, finished, isActive, jobUrl, root, showLatest, showStar,
   };
 })();

@@ -1,6 +1,7 @@
 /* Infinite scroll for the gallery (gallery.html). The "More" link is a plain link to the next
  * page and keeps working without JS; here, when it comes near the screen, the next page is
- * fetched from GET /api/v1/jobs?status=done&cursor=... and its cards appended in place.
+ * fetched from GET /api/v1/jobs?status=done&cursor=... (with the page's search and starred
+ * filter) and its cards appended in place.
  */
 "use strict";
 
@@ -21,6 +22,7 @@
         status: "done", limit: gallery.dataset.pageSize, cursor: more.dataset.cursor,
       });
       if (gallery.dataset.query) params.set("q", gallery.dataset.query);
+      if (gallery.dataset.starred) params.set("starred", gallery.dataset.starred);
       const page = await DQ.api(`/api/v1/jobs?${params}`);
       for (const job of page.jobs) gallery.append(DQ.fromTemplate("card-template", job));
       if (page.next_cursor) {

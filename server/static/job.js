@@ -1,7 +1,7 @@
 /* The job page (job.html): live status and progress from GET /api/v1/jobs/<id>, the newest live
  * preview of a running job (DQ.showLatest, through DQ.fill), the grid put in place without a
- * reload when the job is done, and a lightbox for full-size tiles (with each tile's CLIP score
- * when the job is ranked).
+ * reload when the job is done, and a lightbox for full-size tiles (captioned with the prompt, the
+ * seed, the tile's place and its CLIP score when the job is ranked; Back closes it).
  *
  * Progress changes often and only moves the bar (DQ.fill). A change of status changes what the
  * page shows (cancel button, grid, error), so the page itself is fetched once and its [data-swap]
@@ -41,35 +41,46 @@
   if (DQ.isActive({ status: shownStatus })) DQ.poll(refresh);
 
   // -- lightbox: tap a tile for the full-size image; swipe or use the arrows for the next ----
+  // Opening it pushes a history entry, so the phone's Back closes it and stays on this page;
+  // closing it any other way (✕, Escape, a tap outside) takes that entry back off.
   const dialog = document.getElementById("lightbox");
   const image = document.getElementById("lightbox-image");
   const count = document.getElementById("lightbox-count");
   const download = document.getElementById("lightbox-download");
-  const caption = document.getElementById("lightbox-caption");
+  const share = document.getElementById("lightbox-share");
+  const promptText = document.getElementById("lightbox-prompt");
+  const facts = document.getElementById("lightbox-facts");
   const SWIPE_PX = 40;
+  const VIEWER_STATE = "dalleq-viewer";
   let tiles = [];
   let index = 0;
   let touchStartX = null;
 
   function show(newIndex) {
     index = (newIndex + tiles.length) % tiles.length;
-    const url = tiles[index].getAttribute("href");
+    const tile = tiles[index];
+    const url = tile.getAttribute("href");
     image.src = url;
-    image.alt = tiles[index].querySelector("img")?.alt || "";
+    image.alt = tile.querySelector("img")?.alt || "";
     download.href = `${url}?download=1`;
+    const keep = document.querySelector(`#job-result [data-share-url="${CSS.escape(url)}"]`);
+    if (share && keep) {
+      share.dataset.shareUrl = url;
+      share.dataset.shareName = keep.dataset.shareName;
+    }
     count.textContent = `${index + 1} / ${tiles.length}`;
-    showScore(tiles[index], index === 0);
+    showCaption(tile, index === 0);
   }
 
-  // A ranked job's tiles come best first, each with its CLIP score (templates/_job_result.html).
-  function showScore(tile, isBest) {
-    if (!caption) return;
+  // Prompt, then the tile's facts; a ranked job's tiles come best first, each with its CLIP
+  // score (templates/_job_result.html).
+  function showCaption(tile, isBest) {
     const score = tile.dataset.score;
-    caption.hidden = score === undefined;
     const imageNumber = Number(tile.dataset.index) + 1;
-    caption.textContent = score === undefined
-      ? ""
-      : `${isBest ? "Best · " : ""}score ${score} · image ${imageNumber}`;
+    const parts = [`image ${imageNumber} of ${tiles.length}`, `seed ${article.dataset.seed}`];
+    if (score !== undefined) parts.unshift(`${isBest ? "Best · " : ""}score ${score}`);
+    if (promptText) promptText.textContent = document.querySelector(".job-title")?.textContent;
+    if (facts) facts.textContent = parts.join(" · ");
   }
 
   document.addEventListener("click", (event) => {
@@ -79,12 +90,21 @@
     tiles = [...document.querySelectorAll("#job-result a.tile")];
     show(tiles.indexOf(tile));
     dialog.showModal();
+    history.pushState({ [VIEWER_STATE]: true }, "");
   });
 
   dialog?.addEventListener("click", (event) => {
     const step = event.target.closest("[data-step]");
     if (step) show(index + Number(step.dataset.step));
     else if (event.target.closest("[data-close]") || event.target === dialog) dialog.close();
+  });
+  // Closed by ✕, Escape or a tap outside: drop the entry Back would otherwise close it with.
+  dialog?.addEventListener("close", () => {
+    if (history.state?.[VIEWER_STATE]) history.back();
+  });
+  // Back while it is open: the entry is already gone, so closing it pops nothing more.
+  window.addEventListener("popstate", () => {
+    if (dialog?.open) dialog.close();
   });
   dialog?.addEventListener("keydown", (event) => {
     if (event.key === "ArrowLeft") show(index - 1);
