@@ -23,16 +23,20 @@ ROW_COUNT, BELOW_SEQ = "row_count", "below_seq"  # page_statement()'s parameters
 # Statements run on every job view and submit are built once and run with parameters: building a
 # Core statement and its cache key costs more than SQLite answering it (bench/bench_server.py).
 JOB_BY_ID = select(*jobs.c).where(jobs.c.id == bindparam("job_id"))
-# A queued job's position is the number of queued jobs with seq <= its own: for the queued rows of
-# a page, the count below the page's lowest queued seq plus the rank within the page's span. One
-# statement and two index range scans per page, instead of one count per row.
+# A queued job's position is the number of queued jobs of its model with seq <= its own (workers
+# claim by model): for the queued rows of a page, the count of its model's queued jobs below the
+# page's lowest queued seq plus its rank among its model's jobs within the page's span. One
+# statement per page, each count a range of ix_jobs_status_model_seq, instead of one per row.
 _is_queued = jobs.c.status == JobStatus.QUEUED.value
-_queued_below = select(func.count()).where(_is_queued, jobs.c.seq < bindparam("low_seq"))
+_below = jobs.alias("below")
+_queued_below = select(func.count()).where(
+    _below.c.status == JobStatus.QUEUED.value,
+    _below.c.model == jobs.c.model,
+    _below.c.seq < bindparam("low_seq"),
+)
+_rank_in_model = func.row_number().over(partition_by=jobs.c.model, order_by=jobs.c.seq)
 QUEUED_POSITIONS = select(
-    jobs.c.seq,
-    (_queued_below.scalar_subquery() + func.row_number().over(order_by=jobs.c.seq)).label(
-        "position"
-    ),
+    jobs.c.seq, (_queued_below.scalar_subquery() + _rank_in_model).label("position")
 ).where(_is_queued, jobs.c.seq.between(bindparam("low_seq"), bindparam("high_seq")))
 
 

@@ -1,4 +1,4 @@
-"""The database schema: jobs, their images, idempotency keys; SQLAlchemy 2.x declarative style.
+"""The database schema: jobs, their images, idempotency keys, worker sightings; SQLAlchemy 2.x declarative style.
 
 Alembic migrations in server/migrations/ are the source of truth for an existing database; these
 classes describe the same tables for queries and for `queue.db.example`. Times are naive UTC.
@@ -70,6 +70,8 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_status_seq", "status", "seq"),
         Index("ix_jobs_status_lease_expires_at", "status", "lease_expires_at"),
+        # A queued job's place among the queued jobs of its model (catalog.py, statements.py).
+        Index("ix_jobs_status_model_seq", "status", "model", "seq"),
     )
 
 
@@ -114,7 +116,19 @@ class IdempotencyKey(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
 
 
+class WorkerSighting(Base):
+    """When a worker last asked for jobs of one model (server/sightings.py): what tells a person
+    that a job's model has no worker, and what a page can show of each worker."""
+
+    __tablename__ = "worker_sightings"
+
+    worker: Mapped[str] = mapped_column(String(100), primary_key=True)
+    model: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_claim_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
 jobs_table = Job.__table__
 images_table = Image.__table__
 login_sessions_table = LoginSession.__table__
 idempotency_keys_table = IdempotencyKey.__table__
+worker_sightings_table = WorkerSighting.__table__

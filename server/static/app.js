@@ -185,7 +185,14 @@ const DQ = (() => {
           break;
       }
     }
+    for (const filler of fillers) filler(element, job);
     return element;
+  }
+
+  /* Page-specific fields kept in their own files: filler(element, job) runs after each fill(). */
+  const fillers = [];
+  function onFill(filler) {
+    fillers.push(filler);
   }
 
   /* A fresh copy of a <template>'s first element, filled with `job`. */
@@ -270,6 +277,6 @@ const DQ = (() => {
   });
 
   return {
-    api, newKey, poll, fill, fromTemplate, finished, isActive, jobUrl, root, showLatest,
+    api, newKey, poll, fill, onFill, fromTemplate, finished, isActive, jobUrl, root, showLatest,
   };
 })();

@@ -1,0 +1,71 @@
+"""Rough edges a newcomer hit on the phone pages (issue 18), each in a real Chromium at 390x844.
+
+The fixtures and helpers are tests/test_browser.py's: the real server in a subprocess, a worker
+speaking the protocol over HTTP, and waits that are Playwright expectations, never sleeps.
+"""
+
+import pytest
+import requests
+
+from tests.conftest import WORKER_TOKEN
+from tests.test_browser import (  # noqa: F401 (browser is a fixture)
+    HTTP_TIMEOUT_SECONDS,
+    WAIT_MS,
+    api_submit,
+    browser,
+    phone,
+    phone_page,
+    submit_from_page,
+    wake,
+)
+
+sync_api = pytest.importorskip("playwright.sync_api")
+expect = sync_api.expect
+
+pytestmark = pytest.mark.browser
+
+
+def worker_asks_for(url: str, models: list[str]) -> None:
+    """A worker's claim that finds nothing: the server sees it ask for `models`."""
+    response = requests.post(
+        f"{url}/api/v1/worker/claim", json={"worker": "demo", "models": models},
+        headers={"Authorization": f"Bearer {WORKER_TOKEN}"}, timeout=HTTP_TIMEOUT_SECONDS,
+    )
+    assert response.status_code == 204, response.text
+
+
+def test_a_job_for_a_model_no_worker_asks_for_says_so(phone, live_server):  # noqa: F811
+    phone.goto("/")
+    model_input = phone.get_by_label("Model")
+    hint = phone.locator("#no-worker-hint")
+    phone.get_by_text("Advanced").tap()
+    model_input.fill("mega")
+    expect(hint).to_have_text(
+        "No worker has asked this server for jobs yet, so model 'mega' has none."
+    )
+    worker_asks_for(live_server.url, ["mini"])
+    api_submit(live_server.url, prompt="a mini job ahead", model="mini")
+    phone.goto("/")
+    phone.get_by_text("Advanced").tap()
+    expect(hint).to_be_hidden()  # mini is served
+    model_input.fill("mega")
+    expect(hint).to_have_text("No worker has asked for model 'mega' in the last 10 minutes.")
+
+    phone.get_by_label("Prompt").fill("a huge fox")
+    phone.get_by_role("button", name="Queue it").click()
+    phone.wait_for_url("**/#job-*")
+    mega_id = phone.url.rsplit("#job-", 1)[1]
+    warning = "No worker has asked for model 'mega' in the last 10 minutes."
+    expect(phone.locator('.flash[data-kind="no-worker"]')).to_have_text(warning)
+    row = phone.locator(f"#active-list #job-{mega_id}")
+    expect(row.locator(".no-worker")).to_have_text(warning)
+    expect(row.locator(".position")).to_have_text("#1 in line")  # the mini job is not ahead
+    mini_row = phone.locator("#active-list .job-row", has_text="a mini job ahead")
+    expect(mini_row.locator(".no-worker")).to_be_hidden()
+
+    # A row the page adds from the API (queued elsewhere) gets the same warning.
+    other = api_submit(live_server.url, prompt="another huge fox", model="mega")
+    wake(phone)
+    other_row = phone.locator(f"#active-list #job-{other['id']}")
+    expect(other_row.locator(".no-worker")).to_have_text(warning)
+    expect(other_row.locator(".position")).to_have_text("#2 in line")
