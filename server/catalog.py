@@ -13,7 +13,15 @@ from sqlalchemy.engine import Engine
 
 from .errors import InvalidInput, NotFound
 from .models import JobStatus, images_table, jobs_table
-from .search import SEARCH_QUERY, query_words, search_query, select_matching_jobs
+from .search import (
+    LIKE_PATTERN,
+    SEARCH_QUERY,
+    like_pattern,
+    query_words,
+    search_query,
+    select_containing_jobs,
+    select_matching_jobs,
+)
 
 jobs = jobs_table
 CURSOR_PREFIX = "s"
@@ -47,10 +55,13 @@ def _newest_first(statement, seq, has_cursor: bool):
     return statement.order_by(seq.desc()).limit(bindparam(ROW_COUNT))
 
 
+WORDS, LITERAL = "words", "literal"  # the kinds of search: by words, or as typed (search.py)
+
+
 @functools.lru_cache(maxsize=256)
-def page_statement(dialect_name: str, statuses: tuple[str, ...], is_search: bool, has_cursor: bool):
+def page_statement(dialect_name: str, statuses: tuple[str, ...], search: str, has_cursor: bool):
     """The SELECT behind Catalog.page for one shape of request; parameters ROW_COUNT, BELOW_SEQ
-    (with a cursor) and search.SEARCH_QUERY (with a search).
+    (with a cursor), search.SEARCH_QUERY (a WORDS search) or search.LIKE_PATTERN (LITERAL).
 
     Built once per shape and kept: building a statement this size (and its cache key) costs ~2 ms,
     twenty times what SQLite takes to answer it. There are few shapes: statuses are validated.
@@ -60,8 +71,11 @@ def page_statement(dialect_name: str, statuses: tuple[str, ...], is_search: bool
     first and, when few jobs have those statuses (the live queue beside 100,000 finished jobs),
     reads every row to find them; each status alone is a range of ix_jobs_status_seq in seq order.
     """
-    if is_search:
-        statement, seq = select_matching_jobs(dialect_name)
+    if search:
+        if search == LITERAL:
+            statement, seq = select_containing_jobs(), jobs.c.seq
+        else:
+            statement, seq = select_matching_jobs(dialect_name)
         if statuses:
             statement = statement.where(jobs.c.status.in_(statuses))
         return _newest_first(statement, seq, has_cursor)
@@ -112,12 +126,16 @@ class Catalog:
         params = {ROW_COUNT: limit + 1}
         if cursor:
             params[BELOW_SEQ] = decode_cursor(cursor)
+        query = (query or "").strip()
         words = query_words(query)
+        search = WORDS if words else LITERAL if query else ""
         with self.engine.connect() as connection:
             dialect_name = connection.dialect.name
-            if words:
+            if search == WORDS:
                 params[SEARCH_QUERY] = search_query(dialect_name, words)
-            shape = tuple(sorted(set(statuses or ()))), bool(words), bool(cursor)
+            elif search == LITERAL:
+                params[LIKE_PATTERN] = like_pattern(query)
+            shape = tuple(sorted(set(statuses or ()))), search, bool(cursor)
             statement = page_statement(dialect_name, *shape)
             rows = [row._asdict() for row in connection.execute(statement, params)]
             has_more = len(rows) > limit

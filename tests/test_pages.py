@@ -384,6 +384,16 @@ def test_gallery_search(client, worker):
     assert "No finished prompts match “whale”" in text_of(client.get("/gallery?q=whale"))
 
 
+def test_gallery_search_for_an_emoji_alone_lists_only_the_prompts_with_it(client, worker):
+    fox = done_job(client, worker, prompt="a fox 🦊 in the snow")
+    done_job(client, worker, prompt="a lighthouse at night")
+    html = text_of(client.get("/gallery", query_string={"q": "🦊"}))
+    assert re.findall(r'href="/jobs/([\w-]+)"', html) == [fox]
+    html = text_of(client.get("/gallery", query_string={"q": "?!"}))
+    assert re.findall(r'href="/jobs/([\w-]+)"', html) == []
+    assert "No finished prompts match “?!”" in html
+
+
 def test_gallery_pages_through_everything_with_more_links(client, worker, monkeypatch):
     monkeypatch.setattr(pages, "GALLERY_PAGE_SIZE", 2)
     made = [done_job(client, worker, prompt=f"lighthouse number {n}", grid="1") for n in range(5)]

@@ -190,6 +190,23 @@ def test_search_and_pages(queue):
     assert [rows[0]["prompt"], more[0]["prompt"]] == ["blue fox", "red fox"] and last is None
 
 
+def test_a_search_with_no_words_matches_the_text_as_typed(queue):
+    catalog = Catalog(queue.engine)
+    for prompt in ("fox 🦊", "50% off_white", "plain owl", "a/b"):
+        queue.submit(fields(prompt=prompt))
+
+    def prompts(query):
+        return [row["prompt"] for row in catalog.page(query=query, limit=10)[0]]
+
+    assert prompts("🦊") == ["fox 🦊"]
+    assert prompts("%") == ["50% off_white"]
+    assert prompts("_") == ["50% off_white"]
+    assert prompts("/") == ["a/b"]
+    assert prompts("?") == []
+    rows, cursor = catalog.page(query="🦊", statuses=["queued"], limit=1)
+    assert [row["prompt"] for row in rows] == ["fox 🦊"] and cursor is None
+
+
 def _claim_until_empty(database_url, worker_name, result_queue):
     engine = db.make_engine(database_url)
     queue = JobQueue(engine, Settings(database_url=database_url))
