@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from tests.conftest import WORKER_TOKEN
+from tests.helpers import ServerProcess
 from tests.test_browser import (  # noqa: F401 (browser is a fixture)
     HTTP_TIMEOUT_SECONDS,
     WAIT_MS,
@@ -69,3 +70,38 @@ def test_a_job_for_a_model_no_worker_asks_for_says_so(phone, live_server):  # no
     other_row = phone.locator(f"#active-list #job-{other['id']}")
     expect(other_row.locator(".no-worker")).to_have_text(warning)
     expect(other_row.locator(".position")).to_have_text("#2 in line")
+
+
+def test_a_page_whose_session_ended_elsewhere_says_so_and_keeps_the_draft(browser, tmp_path):  # noqa: F811
+    server = ServerProcess(
+        tmp_path, env={"DALLEQ_WORKER_TOKEN": WORKER_TOKEN, "DALLEQ_PASSWORD": "pw"}
+    ).start()
+    context, page = phone_page(browser, server.url)
+    try:
+        page.goto("/")
+        page.get_by_label("Password").fill("pw")
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(f"{server.url}/")
+        other = context.new_page()
+        other.goto("/")
+        page.get_by_label("Prompt").fill("an idea I typed on the bus")
+        page.get_by_role("radio", name="1×1").check()
+        page.get_by_label("Seed").fill("77")
+
+        other.get_by_role("button", name="Log out").click()
+        other.wait_for_url("**/login")
+        wake(page)  # its next poll meets the ended session
+        banner = page.get_by_role("alert")
+        expect(banner).to_have_text("Your session ended; log in again.")
+        page.get_by_role("link", name="log in again").click()
+        page.wait_for_url("**/login?next=%2F")  # back to this page after
+        page.get_by_label("Password").fill("pw")
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(f"{server.url}/")
+        expect(page.get_by_label("Prompt")).to_have_value("an idea I typed on the bus")
+        expect(page.get_by_role("radio", name="1×1")).to_be_checked()
+        expect(page.get_by_label("Seed")).to_have_value("77")
+        expect(page.locator("#session-ended")).to_have_count(0)
+    finally:
+        context.close()
+        server.stop()

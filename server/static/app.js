@@ -56,6 +56,8 @@ const DQ = (() => {
       ...options, method, headers, credentials: "same-origin",
     });
     if (!response.ok) {
+      // The session ended (logged out in another tab, expired): static/session.js says so.
+      if (response.status === 401) document.dispatchEvent(new CustomEvent("dq:session-ended"));
       const error = new Error(`${method} ${path}: ${response.status}`);
       error.status = response.status;
       throw error;
