@@ -562,3 +562,19 @@ def test_notice_banner_shows_when_configured(app, client):
 )
 def test_safe_next(target, expected):
     assert pages.safe_next(target) == expected
+
+
+def test_gallery_cards_show_their_date_and_a_badge_unless_done(app, client, worker):
+    from flask import render_template
+
+    job_id = done_job(client, worker, prompt="a dated fox")
+    created_at = client.get(f"/api/v1/jobs/{job_id}").json["created_at"]
+    html = text_of(client.get("/gallery"))
+    assert f'<time class="card-date" data-field="created" datetime="{created_at}">' in html
+    assert re.search(r'data-field="badge" data-status="done" hidden>', html)
+    failed = dict(pages.BLANK_JOB, id="abc", prompt="a failed fox", status="failed",
+                  created_at="2026-11-01T09:00:00.000Z")
+    with app.test_request_context("/gallery"):
+        card = render_template("_gallery_card.html", job=failed)
+    assert re.search(r'data-field="badge" data-status="failed">Failed</span>', card)
+    assert '>2026-11-01</time>' in card
