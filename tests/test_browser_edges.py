@@ -105,3 +105,40 @@ def test_a_page_whose_session_ended_elsewhere_says_so_and_keeps_the_draft(browse
     finally:
         context.close()
         server.stop()
+
+
+@pytest.fixture
+def notice_server(settings):
+    """The real server (waitress) on a thread of this process, with the demo notice set as
+    `dalleq up` sets it."""
+    from dalleq.up import DEMO_NOTICE
+    from server.serving import BackgroundServer, make_server
+
+    app, server = make_server(settings, host="127.0.0.1", port=0, threads=4)
+    app.config["DALLEQ_NOTICE"] = DEMO_NOTICE
+    background = BackgroundServer(server).start()
+    yield f"http://127.0.0.1:{server.effective_port}"
+    background.close()
+    app.extensions["dalleq"].engine.dispose()
+
+
+def test_the_notice_folds_to_a_line_and_stays_folded(browser, notice_server):  # noqa: F811
+    context, page = phone_page(browser, notice_server)
+    try:
+        page.goto("/")
+        notice = page.locator("#notice")
+        expect(notice).to_contain_text("its images are noise")
+        open_height = notice.bounding_box()["height"]
+        page.locator("#notice summary").tap()
+        expect(notice).not_to_have_attribute("open", "")
+        folded_height = notice.bounding_box()["height"]
+        assert folded_height < open_height
+        assert folded_height <= 60  # a line and its padding, not a fifth of 844 px
+        page.reload()
+        expect(notice.locator("summary")).to_have_text("Demo model with random weights")
+        expect(notice).not_to_have_attribute("open", "")
+        assert notice.bounding_box()["height"] == folded_height
+        page.goto("/gallery")  # every page
+        expect(notice).not_to_have_attribute("open", "")
+    finally:
+        context.close()

@@ -551,7 +551,10 @@ def test_error_pages_set_no_session_cookie(client):
 
 def test_notice_banner_shows_when_configured(app, client):
     app.config["DALLEQ_NOTICE"] = "Demo model: random weights"
-    assert 'class="notice" role="status">Demo model: random weights<' in text_of(client.get("/"))
+    html = text_of(client.get("/"))
+    assert '<details class="notice" id="notice" open>' in html
+    assert "<summary>Demo model</summary>" in html
+    assert '<p role="status">Demo model: random weights</p>' in html
     assert "Demo model: random weights" in text_of(client.get("/jobs/nope"))
 
 
