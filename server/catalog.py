@@ -14,7 +14,15 @@ from sqlalchemy.engine import Engine
 
 from .errors import InvalidInput, NotFound
 from .models import JobStatus, images_table, jobs_table
-from .search import SEARCH_QUERY, query_words, search_query, select_matching_jobs
+from .search import (
+    LIKE_PATTERN,
+    SEARCH_QUERY,
+    like_pattern,
+    query_words,
+    search_query,
+    select_containing_jobs,
+    select_matching_jobs,
+)
 
 jobs = jobs_table
 CURSOR_PREFIX = "s"
@@ -25,16 +33,20 @@ FAMILY_MAX = 24  # members of a family shown on a job page: the strip stays one 
 # Statements run on every job view and submit are built once and run with parameters: building a
 # Core statement and its cache key costs more than SQLite answering it (bench/bench_server.py).
 JOB_BY_ID = select(*jobs.c).where(jobs.c.id == bindparam("job_id"))
-# A queued job's position is the number of queued jobs with seq <= its own: for the queued rows of
-# a page, the count below the page's lowest queued seq plus the rank within the page's span. One
-# statement and two index range scans per page, instead of one count per row.
+# A queued job's position is the number of queued jobs of its model with seq <= its own (workers
+# claim by model): for the queued rows of a page, the count of its model's queued jobs below the
+# page's lowest queued seq plus its rank among its model's jobs within the page's span. One
+# statement per page, each count a range of ix_jobs_status_model_seq, instead of one per row.
 _is_queued = jobs.c.status == JobStatus.QUEUED.value
-_queued_below = select(func.count()).where(_is_queued, jobs.c.seq < bindparam("low_seq"))
+_below = jobs.alias("below")
+_queued_below = select(func.count()).where(
+    _below.c.status == JobStatus.QUEUED.value,
+    _below.c.model == jobs.c.model,
+    _below.c.seq < bindparam("low_seq"),
+)
+_rank_in_model = func.row_number().over(partition_by=jobs.c.model, order_by=jobs.c.seq)
 QUEUED_POSITIONS = select(
-    jobs.c.seq,
-    (_queued_below.scalar_subquery() + func.row_number().over(order_by=jobs.c.seq)).label(
-        "position"
-    ),
+    jobs.c.seq, (_queued_below.scalar_subquery() + _rank_in_model).label("position")
 ).where(_is_queued, jobs.c.seq.between(bindparam("low_seq"), bindparam("high_seq")))
 
 
@@ -48,16 +60,20 @@ def _newest_first(statement, seq, has_cursor: bool, has_starred: bool = False):
     return statement.order_by(seq.desc()).limit(bindparam(ROW_COUNT))
 
 
+WORDS, LITERAL = "words", "literal"  # the kinds of search: by words, or as typed (search.py)
+
+
 @functools.lru_cache(maxsize=256)
 def page_statement(
     dialect_name: str,
     statuses: tuple[str, ...],
-    is_search: bool,
+    search: str,
     has_cursor: bool,
     has_starred: bool = False,
 ):
     """The SELECT behind Catalog.page for one shape of request; parameters ROW_COUNT, BELOW_SEQ
-    (with a cursor), STARRED (with the starred filter) and search.SEARCH_QUERY (with a search).
+    (with a cursor), STARRED (with the starred filter), search.SEARCH_QUERY (a WORDS search) or
+    search.LIKE_PATTERN (LITERAL).
 
     Built once per shape and kept: building a statement this size (and its cache key) costs ~2 ms,
     twenty times what SQLite takes to answer it. There are few shapes: statuses are validated.
@@ -68,8 +84,11 @@ def page_statement(
     reads every row to find them; each status alone is a range of ix_jobs_status_seq in seq order.
     The starred filter alone is a range of ix_jobs_starred_seq in seq order, in the same way.
     """
-    if is_search:
-        statement, seq = select_matching_jobs(dialect_name)
+    if search:
+        if search == LITERAL:
+            statement, seq = select_containing_jobs(), jobs.c.seq
+        else:
+            statement, seq = select_matching_jobs(dialect_name)
         if statuses:
             statement = statement.where(jobs.c.status.in_(statuses))
         return _newest_first(statement, seq, has_cursor, has_starred)
@@ -133,13 +152,17 @@ class Catalog:
             params[BELOW_SEQ] = decode_cursor(cursor)
         if starred is not None:
             params[STARRED] = starred
+        query = (query or "").strip()
         words = query_words(query)
+        search = WORDS if words else LITERAL if query else ""
         with self.engine.connect() as connection:
             dialect_name = connection.dialect.name
-            if words:
+            if search == WORDS:
                 params[SEARCH_QUERY] = search_query(dialect_name, words)
+            elif search == LITERAL:
+                params[LIKE_PATTERN] = like_pattern(query)
             shape = (
-                tuple(sorted(set(statuses or ()))), bool(words), bool(cursor), starred is not None
+                tuple(sorted(set(statuses or ()))), search, bool(cursor), starred is not None
             )
             statement = page_statement(dialect_name, *shape)
             rows = [row._asdict() for row in connection.execute(statement, params)]

@@ -27,6 +27,8 @@ CLAIM_MAX_JOBS = 64
 LONG_POLL_FREE_THREADS_MIN = 4  # WSGI threads long polls never take (server/long_polls.py)
 CLAIM_RECHECK_SECONDS = 1.0  # long polls re-check the table this often (other processes submit too)
 EXPIRE_EVERY_SECONDS = 1.0  # lease expiry runs at most this often per process
+# A model no worker has asked for within this long gets a warning on its jobs (server/sightings.py).
+WORKER_SEEN_MINUTES = 10
 
 # Results: DALL-E Mini's VQGAN decodes 16x16 codes at f16 into 256x256 tiles.
 TILE_PIXELS = 256

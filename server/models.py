@@ -1,4 +1,5 @@
-"""The database schema: jobs, their images, idempotency keys, push subscriptions; SQLAlchemy 2.x declarative style.
+"""The database schema: jobs, their images, idempotency keys, push subscriptions, worker
+sightings; SQLAlchemy 2.x declarative style.
 
 Alembic migrations in server/migrations/ are the source of truth for an existing database; these
 classes describe the same tables for queries and for `queue.db.example`. Times are naive UTC.
@@ -76,6 +77,8 @@ class Job(Base):
         Index("ix_jobs_starred_seq", "starred", "seq"),
         # A job's reruns, for its family strip (catalog.Catalog.family).
         Index("ix_jobs_parent_id", "parent_id"),
+        # A queued job's place among the queued jobs of its model (catalog.py, statements.py).
+        Index("ix_jobs_status_model_seq", "status", "model", "seq"),
     )
 
 
@@ -133,8 +136,20 @@ class PushSubscription(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
+class WorkerSighting(Base):
+    """When a worker last asked for jobs of one model (server/sightings.py): what tells a person
+    that a job's model has no worker, and what a page can show of each worker."""
+
+    __tablename__ = "worker_sightings"
+
+    worker: Mapped[str] = mapped_column(String(100), primary_key=True)
+    model: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_claim_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
 jobs_table = Job.__table__
 images_table = Image.__table__
 login_sessions_table = LoginSession.__table__
 idempotency_keys_table = IdempotencyKey.__table__
 push_subscriptions_table = PushSubscription.__table__
+worker_sightings_table = WorkerSighting.__table__

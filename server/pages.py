@@ -22,7 +22,7 @@ from flask import (
     url_for,
 )
 
-from . import auth, defaults, idempotency, ranking, services, validation
+from . import auth, defaults, idempotency, ranking, services, sightings, validation
 from .errors import InvalidInput, KeyReused
 from .models import FINISHED_STATUSES, JobStatus
 from .serialize import job_json, result_meta
@@ -153,6 +153,7 @@ def render_index(form: dict | None = None, error: str | None = None, status: int
         active=queue_order(public(active)),
         recent=public(recent),
         blank_job=BLANK_JOB,
+        served=sightings.served_models(services().engine),
         grid_sizes=range(defaults.GRID_MIN, defaults.GRID_MAX + 1),
         limits=defaults,
     )
@@ -176,6 +177,9 @@ def submit():
     except KeyReused:
         return render_index(form, FORM_SENT_BEFORE, 422)
     flash(f"Queued “{shorten(job['prompt'])}”", "queued")
+    no_worker = sightings.served_models(services().engine).warning(job["model"])
+    if no_worker:
+        flash(no_worker, "no-worker")
     return redirect(url_for("pages.index", _anchor=f"job-{job['id']}"), 303)
 
 

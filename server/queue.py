@@ -37,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from . import idempotency, ranking
+from . import idempotency, ranking, sightings
 from .clock import iso, utcnow
 from .config import Settings
 from .defaults import CLAIM_RECHECK_SECONDS, EXPIRE_EVERY_SECONDS
@@ -62,6 +62,11 @@ ID_BYTES = 9  # 12 URL-safe characters
 LEASE_BYTES = 18
 # A job its result ended: done, or canceled when the cancel was asked for first (finish()).
 RESULT_STATUSES = (JobStatus.DONE.value, JobStatus.CANCELED.value)
+
+def _place(job: dict) -> dict:
+    """QUEUED_UP_TO's parameters for `job`: its place among the queued jobs of its model."""
+    return {"seq": job["seq"], "model": job["model"]}
+
 
 def new_job_id() -> str:
     return secrets.token_urlsafe(ID_BYTES)
@@ -173,7 +178,7 @@ class JobQueue:
         )
         job = connection.execute(SUBMIT_STATEMENT, values).one()._asdict()
         # Counted in the same transaction, so the answer matches the queue the job joined.
-        job["position"] = connection.execute(QUEUED_UP_TO, {"seq": job["seq"]}).scalar_one()
+        job["position"] = connection.execute(QUEUED_UP_TO, _place(job)).scalar_one()
         return job
 
     def _announce(self, job: dict) -> None:
@@ -197,7 +202,7 @@ class JobQueue:
                     "use a new key for a new submission"
                 )
             is_queued = job["status"] == JobStatus.QUEUED.value
-            position = connection.execute(QUEUED_UP_TO, {"seq": job["seq"]}).scalar_one()
+            position = connection.execute(QUEUED_UP_TO, _place(job)).scalar_one()
             job["position"] = position if is_queued else None
         log.info("job %s returned again for its idempotency key", job["id"])
         return job
@@ -298,7 +303,10 @@ class JobQueue:
         now=None,
     ) -> list[dict]:
         """claim(), and while nothing is queued for these models, wait up to wait_seconds for a
-        submit (a long poll): a worker hears of a new job at once without polling."""
+        submit (a long poll): a worker hears of a new job at once without polling. The request
+        is recorded as a sighting of the worker (server/sightings.py) first, once per call."""
+        with self._transaction() as connection:
+            sightings.record_claim(connection, worker, models, now or utcnow())
         deadline = time.monotonic() + wait_seconds
         while True:
             claimed = self.claim(worker, models, max_jobs, now=now)

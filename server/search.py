@@ -1,5 +1,10 @@
 """Prompt search as an index lookup: every word of the query must start a word of the prompt.
 
+A query with no words at all (an emoji, punctuation alone: "🦊", "?!") has nothing for the word
+indexes to find; it matches the prompts that contain it as typed instead (a LIKE with % and _
+escaped), rather than dropping the filter and listing everything. Such queries are rare and short,
+so their table scan is the exception the rule below allows.
+
 SQLite answers from the FTS5 table that migration 0002 keeps in step with `jobs`; PostgreSQL from
 the GIN index over to_tsvector('simple', prompt). Both tokenise prompts into words, so "red fox"
 finds "A red foxglove" on both, and neither ever scans the whole table with LIKE.
@@ -21,9 +26,12 @@ from .models import jobs_table
 # FTS5 is told "match against any column" (`jobs_fts MATCH ...`).
 FTS_TABLE = table("jobs_fts", column("rowid"), column("jobs_fts"))
 SEARCH_QUERY = "search_query"  # the bound parameter select_matching_jobs() leaves open
+LIKE_PATTERN = "like_pattern"  # the bound parameter select_containing_jobs() leaves open
+LIKE_ESCAPE = "/"
 
 MAX_TERMS = 12
-_WORD = re.compile(r"\w+", re.UNICODE)
+# Letters and digits: the underscore that \w also takes separates words in both word indexes.
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 
 def query_words(query: str) -> list[str]:
@@ -36,7 +44,7 @@ def search_query(dialect_name: str, words: list[str]) -> str:
     if dialect_name == "sqlite":
         # '"red"* "fox"*': each word quoted (no FTS operators get through) and matched as a prefix.
         return " ".join('"' + word.replace('"', '""') + '"*' for word in words)
-    return " & ".join(word + ":*" for word in words)  # \w+ words carry no tsquery operators
+    return " & ".join(word + ":*" for word in words)  # words carry no tsquery operators
 
 
 def _matches(dialect_name: str, query):
@@ -63,3 +71,18 @@ def select_matching_jobs(dialect_name: str):
         )
         return statement, FTS_TABLE.c.rowid
     return select(*jobs_table.c).where(_matches(dialect_name, query)), jobs_table.c.seq
+
+
+def like_pattern(query: str) -> str:
+    """The LIKE pattern for prompts containing `query` as typed: its % and _ match themselves."""
+    escaped = "".join(
+        LIKE_ESCAPE + char if char in ("%", "_", LIKE_ESCAPE) else char for char in query
+    )
+    return f"%{escaped}%"
+
+
+def select_containing_jobs():
+    """SELECT of every jobs column for the jobs whose prompt contains the LIKE_PATTERN parameter's
+    text (a query with no words: search by words would have nothing to look up)."""
+    pattern = bindparam(LIKE_PATTERN, type_=String())
+    return select(*jobs_table.c).where(jobs_table.c.prompt.like(pattern, escape=LIKE_ESCAPE))

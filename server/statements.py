@@ -24,8 +24,12 @@ SUBMIT_STATEMENT = (
     .values({name: bindparam(name, type_=jobs.c[name].type) for name in SUBMIT_COLUMNS})
     .returning(*jobs.c)
 )
+# A queued job's position counts the queued jobs of its own model up to it: workers claim by
+# model, so jobs of other models are not ahead of it (shared/API.md `position`).
 QUEUED_UP_TO = select(func.count().label("position")).where(
-    jobs.c.status == JobStatus.QUEUED.value, jobs.c.seq <= bindparam("seq", type_=Integer())
+    jobs.c.status == JobStatus.QUEUED.value,
+    jobs.c.model == bindparam("model", type_=String()),
+    jobs.c.seq <= bindparam("seq", type_=Integer()),
 )
 
 

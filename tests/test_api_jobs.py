@@ -183,8 +183,26 @@ def test_search_matches_every_word_as_a_prefix(client):
     assert ids("candle") == [owl]
     assert ids("zebra") == []
     assert ids('"); DROP TABLE jobs; --') == []
-    assert ids("*") == [both, owl, fox]  # no words: no filter
+    assert ids("*") == []  # no words: matched as typed, and no prompt holds a "*"
     assert len(ids("")) == 3
+
+
+def test_a_query_with_no_words_matches_only_the_prompts_that_contain_it(client):
+    """An emoji or punctuation alone is looked for as typed, never dropped as "no filter"."""
+    fox = submit(client, prompt="a fox 🦊 in the snow").json["id"]
+    percent = submit(client, prompt="100% owl_ish!").json["id"]
+    submit(client, prompt="a plain lighthouse")
+
+    def ids(query):
+        return [j["id"] for j in client.get("/api/v1/jobs", query_string={"q": query}).json["jobs"]]
+
+    assert ids("🦊") == [fox]
+    assert ids(" 🦊 ") == [fox]
+    assert ids("%") == [percent]  # LIKE's wildcards match themselves
+    assert ids("_") == [percent]
+    assert ids("!") == [percent]
+    assert ids("🐙") == []
+    assert ids("?!") == []
 
 
 def test_search_pages_with_a_cursor(client):

@@ -384,6 +384,16 @@ def test_gallery_search(client, worker):
     assert "No finished prompts match “whale”" in text_of(client.get("/gallery?q=whale"))
 
 
+def test_gallery_search_for_an_emoji_alone_lists_only_the_prompts_with_it(client, worker):
+    fox = done_job(client, worker, prompt="a fox 🦊 in the snow")
+    done_job(client, worker, prompt="a lighthouse at night")
+    html = text_of(client.get("/gallery", query_string={"q": "🦊"}))
+    assert re.findall(r'href="/jobs/([\w-]+)"', html) == [fox]
+    html = text_of(client.get("/gallery", query_string={"q": "?!"}))
+    assert re.findall(r'href="/jobs/([\w-]+)"', html) == []
+    assert "No finished prompts match “?!”" in html
+
+
 def test_gallery_pages_through_everything_with_more_links(client, worker, monkeypatch):
     monkeypatch.setattr(pages, "GALLERY_PAGE_SIZE", 2)
     made = [done_job(client, worker, prompt=f"lighthouse number {n}", grid="1") for n in range(5)]
@@ -541,7 +551,10 @@ def test_error_pages_set_no_session_cookie(client):
 
 def test_notice_banner_shows_when_configured(app, client):
     app.config["DALLEQ_NOTICE"] = "Demo model: random weights"
-    assert 'class="notice" role="status">Demo model: random weights<' in text_of(client.get("/"))
+    html = text_of(client.get("/"))
+    assert '<details class="notice" id="notice" open>' in html
+    assert "<summary>Demo model</summary>" in html
+    assert '<p role="status">Demo model: random weights</p>' in html
     assert "Demo model: random weights" in text_of(client.get("/jobs/nope"))
 
 
@@ -552,3 +565,19 @@ def test_notice_banner_shows_when_configured(app, client):
 )
 def test_safe_next(target, expected):
     assert pages.safe_next(target) == expected
+
+
+def test_gallery_cards_show_their_date_and_a_badge_unless_done(app, client, worker):
+    from flask import render_template
+
+    job_id = done_job(client, worker, prompt="a dated fox")
+    created_at = client.get(f"/api/v1/jobs/{job_id}").json["created_at"]
+    html = text_of(client.get("/gallery"))
+    assert f'<time class="card-date" data-field="created" datetime="{created_at}">' in html
+    assert re.search(r'data-field="badge" data-status="done" hidden>', html)
+    failed = dict(pages.BLANK_JOB, id="abc", prompt="a failed fox", status="failed",
+                  created_at="2026-11-01T09:00:00.000Z")
+    with app.test_request_context("/gallery"):
+        card = render_template("_gallery_card.html", job=failed)
+    assert re.search(r'data-field="badge" data-status="failed">Failed</span>', card)
+    assert '>2026-11-01</time>' in card

@@ -190,6 +190,23 @@ def test_search_and_pages(queue):
     assert [rows[0]["prompt"], more[0]["prompt"]] == ["blue fox", "red fox"] and last is None
 
 
+def test_a_search_with_no_words_matches_the_text_as_typed(queue):
+    catalog = Catalog(queue.engine)
+    for prompt in ("fox 🦊", "50% off_white", "plain owl", "a/b"):
+        queue.submit(fields(prompt=prompt))
+
+    def prompts(query):
+        return [row["prompt"] for row in catalog.page(query=query, limit=10)[0]]
+
+    assert prompts("🦊") == ["fox 🦊"]
+    assert prompts("%") == ["50% off_white"]
+    assert prompts("_") == ["50% off_white"]
+    assert prompts("/") == ["a/b"]
+    assert prompts("?") == []
+    rows, cursor = catalog.page(query="🦊", statuses=["queued"], limit=1)
+    assert [row["prompt"] for row in rows] == ["fox 🦊"] and cursor is None
+
+
 def _claim_until_empty(database_url, worker_name, result_queue):
     engine = db.make_engine(database_url)
     queue = JobQueue(engine, Settings(database_url=database_url))
@@ -223,3 +240,42 @@ def test_several_processes_claiming_at_once_never_share_or_lose_a_job(queue, dat
     assert set(claimed) == submitted, "a job was lost"
     rows, _ = Catalog(queue.engine).page(limit=100, statuses=["done"])
     assert len(rows) == 100
+
+
+def test_position_counts_only_the_queued_jobs_of_the_same_model(queue):
+    """Workers claim by model, so a `mega` job behind two `mini` jobs is next for its model."""
+    catalog = Catalog(queue.engine)
+    first_mini = queue.submit(fields(model="mini"))
+    second_mini = queue.submit(fields(model="mini"))
+    mega = queue.submit(fields(model="mega"))
+    third_mini = queue.submit(fields(model="mini"))
+    assert [first_mini["position"], second_mini["position"], mega["position"]] == [1, 2, 1]
+    assert third_mini["position"] == 3
+    rows, _ = catalog.page(statuses=["queued"], limit=10)
+    position_from_id = {row["id"]: row["position"] for row in rows}
+    assert position_from_id == {
+        first_mini["id"]: 1, second_mini["id"]: 2, mega["id"]: 1, third_mini["id"]: 3
+    }
+    assert catalog.get(mega["id"])["position"] == 1
+    queue.claim("w", ["mini"], 1)
+    assert catalog.get(third_mini["id"])["position"] == 2
+    assert catalog.get(mega["id"])["position"] == 1
+
+
+def test_a_claim_records_a_sighting_of_each_model_asked_for(queue):
+    from server.sightings import served_models
+
+    now = utcnow()
+    nobody = served_models(queue.engine, now=now)
+    assert not nobody.any_worker_seen
+    assert nobody.warning("mega") == (
+        "No worker has asked this server for jobs yet, so model 'mega' has none."
+    )
+    queue.claim_waiting("w1", ["mini", "tiny"], now=now)
+    queue.claim_waiting("w1", ["mini"], now=now + timedelta(minutes=8))  # an upsert, not a 2nd row
+    seen = served_models(queue.engine, now=now + timedelta(minutes=9))
+    assert seen.models == {"mini", "tiny"} and seen.warning("mini") is None
+    assert seen.warning("mega") == "No worker has asked for model 'mega' in the last 10 minutes."
+    later = served_models(queue.engine, now=now + timedelta(minutes=15))
+    assert later.models == {"mini"} and later.any_worker_seen
+    assert later.warning("tiny") == "No worker has asked for model 'tiny' in the last 10 minutes."

@@ -56,6 +56,8 @@ const DQ = (() => {
       ...options, method, headers, credentials: "same-origin",
     });
     if (!response.ok) {
+      // The session ended (logged out in another tab, expired): static/session.js says so.
+      if (response.status === 401) document.dispatchEvent(new CustomEvent("dq:session-ended"));
       const error = new Error(`${method} ${path}: ${response.status}`);
       error.status = response.status;
       throw error;
@@ -190,6 +192,7 @@ const DQ = (() => {
           break;
       }
     }
+    for (const filler of fillers) filler(element, job);
     return element;
   }
 
@@ -199,6 +202,12 @@ const DQ = (() => {
     const button = form.querySelector("button");
     button.setAttribute("aria-pressed", String(isStarred));
     button.textContent = isStarred ? "★" : "☆";
+  }
+
+  /* Page-specific fields kept in their own files: filler(element, job) runs after each fill(). */
+  const fillers = [];
+  function onFill(filler) {
+    fillers.push(filler);
   }
 
   /* A fresh copy of a <template>'s first element, filled with `job`. */
@@ -283,6 +292,7 @@ const DQ = (() => {
   });
 
   return {
-    api, newKey, poll, fill, fromTemplate, finished, isActive, jobUrl, root, showLatest, showStar,
+    api, newKey, poll, fill, onFill, fromTemplate, finished, isActive, jobUrl, root, showLatest,
+    showStar,
   };
 })();
