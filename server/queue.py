@@ -245,7 +245,7 @@ class JobQueue:
                 raise NotFound(f"no job {job_id}")
             job = row._asdict()
             is_queued = job["status"] == JobStatus.QUEUED.value
-            position = connection.execute(QUEUED_UP_TO, {"seq": job["seq"]}).scalar_one()
+            position = connection.execute(QUEUED_UP_TO, _place(job)).scalar_one()
             job["position"] = position if is_queued else None
         log.info("job %s %s", job_id, "starred" if is_starred else "unstarred")
         return job
