@@ -23,6 +23,13 @@ class DalleqError(Exception):
 class InvalidInput(DalleqError):
     status, code = 400, "invalid_input"
 
+    @property
+    def field(self) -> str | None:
+        """The input at fault, read from the code's `invalid_<field>` (shared/API.md's codes), so
+        a form can mark that input; None when the code names no field."""
+        prefix = "invalid_"
+        return self.code[len(prefix):] if self.code.startswith(prefix) else None
+
 
 class Unauthorized(DalleqError):
     status, code = 401, "unauthorized"

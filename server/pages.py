@@ -141,7 +141,15 @@ def queue_order(active: list[dict]) -> list[dict]:
     )
 
 
-def render_index(form: dict | None = None, error: str | None = None, status: int = 200):
+def render_index(
+    form: dict | None = None,
+    error: str | None = None,
+    status: int = 200,
+    *,
+    error_field: str | None = None,
+):
+    """The queue page; after a refused form, `error` is shown next to the input `error_field`
+    (templates/_field_error.html), with the Advanced section open when that input is in it."""
     services().queue.expire_if_due()
     catalog = services().catalog
     active, _ = catalog.page(statuses=ACTIVE_STATUSES, limit=defaults.LIST_LIMIT_MAX)
@@ -150,6 +158,7 @@ def render_index(form: dict | None = None, error: str | None = None, status: int
         "index.html",
         form=form_defaults() | (form or {}),
         error=error,
+        error_field=error_field,
         active=queue_order(public(active)),
         recent=public(recent),
         blank_job=BLANK_JOB,
@@ -173,7 +182,7 @@ def submit():
         fields = validation.new_job_fields(form, settings().default_model)
         job, _ = services().queue.submit_once(fields, key)
     except InvalidInput as error:
-        return render_index(form, error.message, 400)
+        return render_index(form, error.message, 400, error_field=error.field)
     except KeyReused:
         return render_index(form, FORM_SENT_BEFORE, 422)
     flash(f"Queued “{shorten(job['prompt'])}”", "queued")
@@ -211,7 +220,16 @@ def gallery():
 
 
 # -- one job ----------------------------------------------------------------------------------
-def render_job(row: dict, *, edit: dict | None = None, error: str | None = None, status=200):
+def render_job(
+    row: dict,
+    *,
+    edit: dict | None = None,
+    error: str | None = None,
+    error_field: str | None = None,
+    status=200,
+):
+    """The job page; after a refused rerun, `edit` holds what was typed and `error` is shown next
+    to the input `error_field` of the edit form, which is then open."""
     job = job_json(row, request.script_root)
     page = render_template(
         "job.html",
@@ -223,6 +241,8 @@ def render_job(row: dict, *, edit: dict | None = None, error: str | None = None,
         cancel_requested=bool(row.get("cancel_requested")),
         edit=edit,
         error=error,
+        error_field=error_field,
+        grid_sizes=range(defaults.GRID_MIN, defaults.GRID_MAX + 1),
     )
     return page, status
 
@@ -240,13 +260,23 @@ def rerun(job_id):
     form = form_fields()
     try:
         key = form_submission_key(idempotency.rerun_scope(parent["id"]), form)
-        fields = validation.rerun_fields(form, parent)
+        fields = validation.rerun_fields(form, without_top_p_if_cleared(parent, form))
         new_job, _ = services().queue.submit_once(fields, key, parent_id=parent["id"])
     except InvalidInput as error:
-        return render_job(parent, edit=form, error=error.message, status=400)
+        return render_job(
+            parent, edit=form, error=error.message, error_field=error.field, status=400
+        )
     except KeyReused:
         return render_job(parent, edit=form, error=FORM_SENT_BEFORE, status=422)
     return redirect(url_for("pages.job", job_id=new_job["id"]), 303)
+
+
+def without_top_p_if_cleared(parent: dict, form: dict) -> dict:
+    """The edit form shows top_p "off" as an empty box: sent empty, it means off, not the
+    parent's value (which the API's rerun keeps for an absent or empty field)."""
+    if "top_p" in form and not form["top_p"].strip():
+        return parent | {"top_p": None}
+    return parent
 
 
 @bp.post("/jobs/<job_id>/cancel")

@@ -195,6 +195,34 @@ def test_a_validation_error_shows_the_form_again_with_everything_typed(client, f
     assert all_jobs(client) == []
 
 
+def input_tag(html: str, name: str) -> str:
+    match = re.search(rf'<(?:input|textarea) name="{name}"[^>]*>', html)
+    assert match, name
+    return match.group(0)
+
+
+@pytest.mark.parametrize("name", ["temperature", "top_k", "top_p", "condition_scale", "model"])
+def test_an_advanced_fields_error_opens_advanced_and_marks_that_field(client, name):
+    bad = {"temperature": "99", "top_k": "0", "top_p": "2", "condition_scale": "-1",
+           "model": "no spaces"}[name]
+    html = text_of(submit(client, prompt="a fox", **{name: bad}))
+    assert '<details class="advanced" open>' in html
+    field = input_tag(html, name)
+    assert 'aria-invalid="true"' in field and "autofocus" in field
+    assert 'aria-describedby="form-error"' in field
+    assert 'aria-invalid' not in input_tag(html, "prompt")
+    # the message sits right after the field's label, not under the prompt
+    assert re.search(rf'{re.escape(field)}</label>\s*<p class="form-error" id="form-error"', html)
+
+
+def test_a_prompt_error_marks_the_prompt_and_leaves_advanced_folded(client):
+    html = text_of(submit(client, prompt="   "))
+    assert '<details class="advanced">' in html
+    prompt = input_tag(html, "prompt")
+    assert 'aria-invalid="true"' in prompt
+    assert 'aria-describedby="prompt-count form-error"' in prompt
+
+
 def test_an_empty_prompt_is_refused_with_a_message(client):
     response = submit(client, prompt="   ")
     assert response.status_code == 400
@@ -291,6 +319,34 @@ def test_an_invalid_edit_keeps_what_was_typed(client):
     assert typed in unescape(html)
     assert re.search(r'value="new" checked', html)
     assert len(all_jobs(client)) == 1
+
+
+def test_edit_and_rerun_offers_the_grid_and_knobs_prefilled(client):
+    parent = submitted_id(submit(client, prompt="a red fox", grid="2", temperature="1.5",
+                                 top_p="0.9"))
+    html = text_of(client.get(f"/jobs/{parent}"))
+    assert re.search(r'name="grid" value="2" checked', html)
+    assert 'value="1.5"' in input_tag(html, "temperature")
+    assert 'value="0.9"' in input_tag(html, "top_p")
+    new_id = rerun_id(rerun(client, parent, prompt="a red fox", seed="same", grid="3",
+                            temperature="2.5", top_k="64", top_p="", condition_scale="3"))
+    job = api_job(client, new_id)
+    assert job["grid"] == 3 and job["parent_id"] == parent
+    # an emptied top_p box means "off", as the submit form's placeholder says
+    assert job["params"] == {"temperature": 2.5, "top_k": 64, "top_p": None,
+                             "condition_scale": 3.0}
+
+
+def test_an_invalid_rerun_knob_opens_the_edit_form_and_marks_it(client):
+    parent = submitted_id(submit(client, prompt="a red fox"))
+    response = rerun(client, parent, prompt="a red fox", seed="same", temperature="99")
+    html = text_of(response)
+    assert response.status_code == 400
+    assert '<details class="edit" open>' in html
+    field = input_tag(html, "temperature")
+    assert 'aria-invalid="true"' in field and 'aria-describedby="rerun-error"' in field
+    assert 'value="99"' in field
+    assert 'aria-invalid' not in input_tag(html, "prompt")
 
 
 def test_cancel_a_queued_job(client):

@@ -59,19 +59,24 @@
     }
   }
 
-  /* Cancel from a row through the API, so the queue stays put; the plain form is the fallback. */
-  activeList.addEventListener("submit", async (event) => {
+  /* Cancel from a row through the API, so the queue stays put, after an undo window
+   * (static/undo.js); the plain form is the fallback. */
+  async function sendCancel(form, id, { keepalive }) {
+    try {
+      await DQ.api(`/api/v1/jobs/${encodeURIComponent(id)}/cancel`, { method: "POST", keepalive });
+      poller.now();
+    } catch (error) {
+      if (error.status === 409) poller.now(); // it finished meanwhile: the next poll shows how
+      else if (!keepalive) form.submit(); // the page is going away: nothing left to fall back to
+    }
+  }
+
+  activeList.addEventListener("submit", (event) => {
     const form = event.target.closest("form[data-api-cancel]");
     if (!form) return;
     event.preventDefault();
     const id = form.closest("[data-job-id]").dataset.jobId;
-    try {
-      await DQ.api(`/api/v1/jobs/${encodeURIComponent(id)}/cancel`, { method: "POST" });
-      poller.now();
-    } catch (error) {
-      if (error.status === 409) poller.now(); // it finished meanwhile: the next poll shows how
-      else form.submit();
-    }
+    DQUndo.offer(form, (options) => sendCancel(form, id, options));
   });
 
   const poller = DQ.poll(refresh);
