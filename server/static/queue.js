@@ -75,4 +75,5 @@
   });
 
   const poller = DQ.poll(refresh);
+  document.addEventListener("dq:queued", () => poller.now()); // ideas sent from offline.js
 })();
