@@ -22,7 +22,7 @@ from flask import (
     url_for,
 )
 
-from . import auth, defaults, idempotency, ranking, services, sightings, validation
+from . import auth, defaults, idempotency, ranking, services, sharing, sightings, validation
 from .errors import InvalidInput, KeyReused
 from .models import FINISHED_STATUSES, JobStatus
 from .serialize import job_json, result_meta
@@ -147,9 +147,11 @@ def render_index(
     status: int = 200,
     *,
     error_field: str | None = None,
+    shared_note: str | None = None,
 ):
     """The queue page; after a refused form, `error` is shown next to the input `error_field`
-    (templates/_field_error.html), with the Advanced section open when that input is in it."""
+    (templates/_field_error.html), with the Advanced section open when that input is in it;
+    `shared_note` says what became of text shared into the form (server/sharing.py)."""
     services().queue.expire_if_due()
     catalog = services().catalog
     active, _ = catalog.page(statuses=ACTIVE_STATUSES, limit=defaults.LIST_LIMIT_MAX)
@@ -159,6 +161,7 @@ def render_index(
         form=form_defaults() | (form or {}),
         error=error,
         error_field=error_field,
+        shared_note=shared_note,
         active=queue_order(public(active)),
         recent=public(recent),
         blank_job=BLANK_JOB,
@@ -171,7 +174,10 @@ def render_index(
 
 @bp.get("/")
 def index():
-    return render_index()
+    """The queue page; a shared link (?prompt=, or the share sheet's ?text=&title=&url=) fills
+    the form's prompt (server/sharing.py) and never queues by itself."""
+    prompt, note = sharing.shared_prompt(request.args)
+    return render_index({"prompt": prompt} if prompt else None, shared_note=note)
 
 
 @bp.post("/jobs")
@@ -355,6 +361,13 @@ def manifest():
         "background_color": "#111318",
         "theme_color": THEME_COLOR,
         "icons": icons,
+        # Android's share sheet opens the form filled (server/sharing.py); GET, so nothing is
+        # queued before the person taps "Queue it".
+        "share_target": {
+            "action": url_for("pages.index"),
+            "method": "GET",
+            "params": {"title": "title", "text": "text", "url": "url"},
+        },
     }
     return current_app.response_class(
         json.dumps(body, ensure_ascii=False), mimetype="application/manifest+json"
@@ -365,8 +378,9 @@ def manifest():
 def service_worker():
     """The service worker, served from the root so its scope covers every page.
 
-    It caches nothing; it exists so Android browsers can show "done" notifications
-    (they refuse `new Notification()` outside a service worker).
+    It shows "done" notifications (Android allows them only from a service worker), keeps the
+    app shell (the queue page and static files, never job images or API answers) for opening
+    offline, and sends ideas saved offline by Background Sync (static/sw.js).
     """
     response = send_from_directory(current_app.static_folder, "sw.js", max_age=0)
     response.headers["Cache-Control"] = "no-cache"

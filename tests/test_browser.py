@@ -370,10 +370,13 @@ def test_pages_run_under_the_content_security_policy(phone, live_server):
     expect(phone.locator("#lightbox")).to_be_visible()  # job.js ran
 
 
-def test_the_same_rendered_form_sent_twice_queues_one_job(phone, live_server):
+def test_the_same_rendered_form_sent_twice_queues_one_job(browser, live_server):
     """A resend on a flaky link, or going back and sending again, sends the same rendered form:
     the page the browser kept is offered again (route.fulfill with the HTML first served), and
-    its second send must land on the first job instead of queuing another."""
+    its second send must land on the first job instead of queuing another. The service worker is
+    blocked: page.route never sees the requests it answers (the queue page, static files)."""
+    context, phone = phone_page(browser, live_server.url, service_workers="block")
+    context.grant_permissions(["notifications"])
     first_render = phone.goto("/").text()
     first_id = submit_from_page(phone, "a fox sent twice", grid=1, goto=False)
     phone.route(f"{live_server.url}/", lambda route: route.fulfill(
@@ -385,6 +388,7 @@ def test_the_same_rendered_form_sent_twice_queues_one_job(phone, live_server):
     jobs = requests.get(f"{live_server.url}/api/v1/jobs", timeout=HTTP_TIMEOUT_SECONDS).json()
     assert [job["id"] for job in jobs["jobs"]] == [first_id]
     expect(phone.locator("#active-list li")).to_have_count(1)
+    context.close()
 
 
 def test_the_pages_api_calls_send_an_idempotency_key(phone, live_server):

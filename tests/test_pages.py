@@ -637,3 +637,43 @@ def test_gallery_cards_show_their_date_and_a_badge_unless_done(app, client, work
         card = render_template("_gallery_card.html", job=failed)
     assert re.search(r'data-field="badge" data-status="failed">Failed</span>', card)
     assert '>2026-11-01</time>' in card
+
+
+# -- sharing into the queue (issue 18) ------------------------------------------------------------
+def test_manifest_declares_a_get_share_target_on_the_queue_page(client):
+    manifest = json.loads(client.get("/manifest.webmanifest").data)
+    assert manifest["share_target"] == {
+        "action": "/", "method": "GET", "params": {"title": "title", "text": "text", "url": "url"},
+    }
+
+
+def prompt_box(html: str) -> str:
+    return html.split('name="prompt"', 1)[1].split(">", 1)[1].split("</textarea>", 1)[0]
+
+
+@pytest.mark.parametrize(
+    ("query", "prompt"),
+    [
+        ("prompt=an+owl+at+dawn", "an owl at dawn"),
+        ("title=A+title&text=a+lake+at+night&url=https://x.example/", "a lake at night"),
+        ("title=a+red+bicycle&url=https://x.example/a", "a red bicycle"),
+        ("text=https://x.example/only-a-link&title=a+bridge", "a bridge"),
+    ],
+)
+def test_a_shared_link_fills_the_prompt_and_queues_nothing(client, query, prompt):
+    response = client.get(f"/?{query}")
+    assert response.status_code == 200
+    assert prompt_box(text_of(response)) == prompt
+    assert client.get("/api/v1/jobs").get_json()["jobs"] == []
+
+
+def test_a_shared_link_alone_fills_nothing_and_says_why(client):
+    html = text_of(client.get("/?url=https://x.example/a&text=https://x.example/a"))
+    assert prompt_box(html) == ""
+    assert "A link alone is not a prompt" in html
+
+
+def test_a_shared_text_over_the_limit_is_cut_with_a_note(client):
+    html = text_of(client.get("/?text=" + "a" * 812))
+    assert prompt_box(html) == "a" * 500
+    assert "The shared text has 812 characters; the prompt keeps the first 500." in html

@@ -211,9 +211,12 @@ def test_a_deleted_jobs_images_are_gone(client, worker):
     assert revalidated.status_code == 404  # a browser's cached copy is not confirmed
 
 
-def test_the_service_worker_caches_nothing(client):
+def test_the_service_worker_caches_only_the_app_shell(client):
+    """Job images and API answers are never kept (tests/test_browser_offline.py checks the
+    cache itself): the worker's cache is written only for the queue page and static/."""
     script = fetched(client, "/sw.js").get_data(as_text=True)
-    assert "caches." not in script and '"fetch"' not in script  # no fetch handler, no Cache API
+    assert script.count("cache.put(") == 2 and "/files/" not in script
+    assert 'STATIC_PREFIX = `${SCOPE.pathname}static/`' in script
 
 
 # -- 10: big bodies are refused from their headers ------------------------------------------------

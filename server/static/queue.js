@@ -80,4 +80,5 @@
   });
 
   const poller = DQ.poll(refresh);
+  document.addEventListener("dq:queued", () => poller.now()); // ideas sent from offline.js
 })();
