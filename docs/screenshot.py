@@ -1,8 +1,10 @@
-"""Draw docs/screenshot.png: a finished job's page at a phone's size, for the README.
+"""Draw docs/screenshot.png (a finished job's page at a phone's size) and docs/phone.png (a job and its
+starred rerun with an edited prompt, compared side by side), for the README.
 
 The images in it are test images drawn below (coloured shapes), not model output: a test worker
 posts them through the real worker API to a real server, and Chromium shows the real page.
-Run `python docs/screenshot.py [out.png]` from the repository root (needs /usr/bin/chromium).
+Run `python docs/screenshot.py [out.png [phone.png]]` from the repository root (needs
+/usr/bin/chromium).
 """
 
 import io
@@ -55,14 +57,16 @@ def png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def finished_job(url: str) -> str:
-    """Queue PROMPT and finish it as a worker would, with the test tiles; returns its id."""
+def finished_job(url: str, submit_path: str = "/api/v1/jobs", body: dict | None = None,
+                 tile_offset: int = 0) -> str:
+    """Queue a job (PROMPT by default, or a rerun through `submit_path`) and finish it as a worker
+    would, with the test tiles; returns its id."""
     headers = {"Authorization": f"Bearer {TOKEN}"}
-    job = requests.post(f"{url}/api/v1/jobs", json={"prompt": PROMPT, "grid": GRID, "seed": 1234},
-                        timeout=TIMEOUT_SECONDS).json()
+    body = body if body is not None else {"prompt": PROMPT, "grid": GRID, "seed": 1234}
+    job = requests.post(f"{url}{submit_path}", json=body, timeout=TIMEOUT_SECONDS).json()
     claimed = requests.post(f"{url}/api/v1/worker/claim", headers=headers, timeout=TIMEOUT_SECONDS,
                             json={"worker": "screenshot", "models": ["mini"]}).json()["jobs"][0]
-    tiles = [test_tile(index) for index in range(GRID * GRID)]
+    tiles = [test_tile(index + tile_offset) for index in range(GRID * GRID)]
     grid = Image.new("RGB", (TILE_PIXELS * GRID, TILE_PIXELS * GRID))
     for index, tile in enumerate(tiles):
         grid.paste(tile, ((index % GRID) * TILE_PIXELS, (index // GRID) * TILE_PIXELS))
@@ -77,13 +81,24 @@ def finished_job(url: str) -> str:
     return job["id"]
 
 
-def main(out_path: Path) -> None:
+def starred_family(url: str, parent_id: str) -> str:
+    """Two reruns of the parent, one with an edited prompt; the edited one starred. Its id."""
+    rerun = f"/api/v1/jobs/{parent_id}/rerun"
+    finished_job(url, rerun, {"seed": "new"}, tile_offset=3)
+    edited = finished_job(url, rerun, {"prompt": PROMPT + ", at dusk"}, tile_offset=5)
+    requests.post(f"{url}/api/v1/jobs/{edited}/star", json={"starred": True},
+                  timeout=TIMEOUT_SECONDS).raise_for_status()
+    return edited
+
+
+def main(out_path: Path, phone_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as folder:
         server = ServerProcess(Path(folder), env={"DALLEQ_WORKER_TOKEN": TOKEN}).start()
         try:
             job_id = finished_job(server.url)
+            rerun_id = starred_family(server.url, job_id)
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 context = browser.new_context(base_url=server.url, color_scheme="dark", **PHONE)
@@ -92,11 +107,15 @@ def main(out_path: Path) -> None:
                 page.wait_for_function(
                     "[...document.querySelectorAll('#job-result img')].every(i => i.complete)")
                 page.screenshot(path=str(out_path))
+                page.goto(f"/compare?ids={job_id},{rerun_id}")
+                page.wait_for_function("[...document.images].every(i => i.complete)")
+                page.screenshot(path=str(phone_path))
                 browser.close()
         finally:
             server.stop()
-    print(out_path)
+    print(out_path, phone_path)
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "docs" / "screenshot.png")
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "docs" / "screenshot.png",
+         Path(sys.argv[2]) if len(sys.argv) > 2 else REPO / "docs" / "phone.png")
