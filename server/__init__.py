@@ -4,7 +4,6 @@
 """
 
 import dataclasses
-import os
 import secrets
 import sys
 from datetime import timedelta
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from flask import Flask, current_app
 
+from . import key_files
 from .config import Settings, load_settings
 
 if TYPE_CHECKING:  # create_app imports them: `import server` stays light (no SQLAlchemy, no PIL)
@@ -46,19 +46,7 @@ def secret_key(settings: Settings) -> str:
     path = Path(settings.data_dir).expanduser() / SECRET_KEY_FILE
     if path.exists():
         return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Written whole under a temporary name, then linked into place: a server starting at the same
-    # moment either wins the link or reads the complete key the other one linked.
-    temporary = path.with_name(f"{SECRET_KEY_FILE}.{os.getpid()}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(secrets.token_urlsafe(48))
-    try:
-        os.link(temporary, path)
-    except FileExistsError:
-        pass
-    finally:
-        temporary.unlink()
+    key_files.write_once(path, secrets.token_urlsafe(48).encode())
     return path.read_text().strip()
 
 

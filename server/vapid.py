@@ -3,16 +3,17 @@
 A push service only delivers to a subscription made with the same public key (the page passes it to
 pushManager.subscribe as applicationServerKey), so the pair must outlive restarts: a new one would
 silently orphan every stored subscription. The key is py-vapid's; nothing here does crypto itself.
-Written like server/__init__.py's secret key: whole under a temporary name with mode 0600, then
-linked into place, so two servers starting at once agree on one key.
+Written through key_files.write_once, like the session key, so two servers starting at once agree
+on one key.
 """
 
-import os
 from pathlib import Path
 
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from py_vapid import Vapid
 from py_vapid.utils import b64urlencode
+
+from . import key_files
 
 VAPID_KEY_FILE = "vapid_private.pem"
 
@@ -32,16 +33,6 @@ def public_key_b64(vapid: Vapid) -> str:
 
 
 def _create(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     vapid = Vapid()
     vapid.generate_keys()
-    temporary = path.with_name(f"{VAPID_KEY_FILE}.{os.getpid()}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(vapid.private_pem())
-    try:
-        os.link(temporary, path)
-    except FileExistsError:  # another server made it first: use theirs
-        pass
-    finally:
-        temporary.unlink()
+    key_files.write_once(path, vapid.private_pem())
