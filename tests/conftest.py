@@ -11,7 +11,9 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from server import create_app, load_settings
+from server import create_app, db, load_settings
+from server.config import Settings
+from server.queue import JobQueue
 from tests.helpers import ServerProcess, result_files
 
 pytest_plugins = ["tests.skips_fail_ci", "pytester"]
@@ -40,6 +42,15 @@ def database_url(request, tmp_path):
             pytest.skip("no PostgreSQL: set DALLEQ_TEST_POSTGRES_URL (.ci/run starts one)")
         return fresh_postgres_database()
     return f"sqlite:///{tmp_path / 'queue.db'}"
+
+
+@pytest.fixture
+def queue(database_url):
+    """A JobQueue on a migrated database of each backend (tests may override it with settings)."""
+    engine = db.make_engine(database_url)
+    db.upgrade(engine)
+    yield JobQueue(engine, Settings(database_url=database_url))
+    engine.dispose()
 
 
 @pytest.fixture

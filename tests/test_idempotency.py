@@ -183,14 +183,6 @@ def open_queue(database_url) -> JobQueue:
     return JobQueue(engine, Settings(database_url=database_url))
 
 
-@pytest.fixture
-def queue(database_url):
-    engine = db.make_engine(database_url)
-    db.upgrade(engine)
-    yield JobQueue(engine, Settings(database_url=database_url))
-    engine.dispose()
-
-
 def count(queue, table) -> int:
     with queue.engine.connect() as connection:
         return connection.execute(select(func.count()).select_from(table)).scalar_one()

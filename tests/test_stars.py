@@ -4,11 +4,8 @@
 import pytest
 import requests
 
-from server import db
 from server.catalog import Catalog
-from server.config import Settings
 from server.errors import NotFound
-from server.queue import JobQueue
 from server.validation import DEFAULT_PARAMS
 
 HTTP_TIMEOUT_SECONDS = 10
@@ -16,14 +13,6 @@ HTTP_TIMEOUT_SECONDS = 10
 
 def fields(prompt="a fox", seed=1):
     return dict(DEFAULT_PARAMS, prompt=prompt, model="mini", grid=1, seed=seed)
-
-
-@pytest.fixture
-def queue(database_url):
-    engine = db.make_engine(database_url)
-    db.upgrade(engine)
-    yield JobQueue(engine, Settings(database_url=database_url))
-    engine.dispose()
 
 
 def listed(client, query: str) -> list[str]:
