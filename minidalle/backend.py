@@ -17,6 +17,8 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 
+from .quantize import int8_dot, is_int8
+
 BACKEND_NAMES = ("auto", "xla", "cpu")
 
 
@@ -33,8 +35,10 @@ class Backend:
     def dense(self, x, kernels: Sequence, features: Sequence[int], dtype) -> list:
         """x [..., K] times each kernel (as `prepare` laid it out; published: [K, N_i]) → a list
         of [..., N_i] in dtype. The products that read one x come together, so a backend may
-        compute them in one call (a layer's q, k and v; the GLU's two inputs)."""
-        return [jnp.dot(x.astype(dtype), kernel.astype(dtype), preferred_element_type=dtype)
+        compute them in one call (a layer's q, k and v; the GLU's two inputs). A kernel may be
+        a `quantize.Int8Kernel` (weight-only int8)."""
+        return [int8_dot(x, kernel, dtype) if is_int8(kernel)
+                else jnp.dot(x.astype(dtype), kernel.astype(dtype), preferred_element_type=dtype)
                 for kernel in kernels]
 
     def attend(self, queries, keys, values, is_visible, scale: float, visible_count=None):

@@ -17,9 +17,10 @@ import numpy as np
 from flax import serialization
 from flax.traverse_util import flatten_dict, unflatten_dict
 
-from .config import DalleBartConfig
+from .config import INT8, DalleBartConfig
 from .encoder import SCANNED_ENCODER_LAYERS
 from .model import DalleBart
+from .quantize import quantize
 
 MODEL_FILE = "flax_model.msgpack"
 SCANNED_DECODER_LAYERS = "FlaxBartDecoderLayers"
@@ -57,8 +58,9 @@ def keep_expected(params: dict, expected: dict) -> dict:
     return unflatten_dict({key: found[key] for key in flatten_dict(expected, sep="/")}, sep="/")
 
 
-def cast_floats(params: dict, dtype) -> dict:
-    """Floating weights to dtype (numpy + ml_dtypes, before they reach the device)."""
+def cast_floats(params, dtype):
+    """Floating weights (a tree or one array) to dtype (numpy + ml_dtypes, before they reach the
+    device)."""
     dtype = np.dtype(dtype)
     return jax.tree.map(
         lambda a: a.astype(dtype) if np.issubdtype(a.dtype, np.floating) or a.dtype.kind == "V"
@@ -68,19 +70,38 @@ def cast_floats(params: dict, dtype) -> dict:
 
 
 def load_params(folder: Path, config: DalleBartConfig) -> dict:
-    """`folder/flax_model.msgpack`, checked against config and cast to config.dtype (numpy)."""
-    return read_checked(folder, abstract_params(config), "DalleBart", config.dtype)
+    """`folder/flax_model.msgpack`, checked against config and cast to config.dtype (numpy); with
+    `config.weight_dtype` int8, the dense kernels quantized from the file's floats."""
+    params = read_checked(folder, abstract_params(config), "DalleBart", config.dtype,
+                          keep_float=config.weight_dtype == INT8 and is_kernel)
+    return quantize_kernels(params) if config.weight_dtype == INT8 else params
 
 
-def read_checked(folder: Path, expected: dict, kind: str, dtype) -> dict:
+def is_kernel(key: str) -> bool:
+    """Whether the flattened key `a/b/kernel` names a dense kernel (every kernel of DalleBart is
+    one: it has no convolutions)."""
+    return key.rsplit("/", 1)[-1] == "kernel"
+
+
+def quantize_kernels(params: dict) -> dict:
+    """Every dense kernel (stacked layers too: scales per layer and column) as quantize.Int8Kernel."""
+    flat = flatten_dict(params, sep="/")
+    return unflatten_dict({key: quantize(value) if is_kernel(key) else value
+                           for key, value in flat.items()}, sep="/")
+
+
+def read_checked(folder: Path, expected: dict, kind: str, dtype, keep_float=None) -> dict:
     """`folder/flax_model.msgpack` checked against the `expected` tree of shapes, keeping only
-    what it names, floats cast to dtype (numpy); `kind` names the model in the error."""
+    what it names, floats cast to dtype (numpy); `kind` names the model in the error.
+    keep_float(key): the leaves left in the file's dtype (for a later quantize)."""
     path = Path(folder) / MODEL_FILE
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: is {folder} a {kind} checkpoint?")
     params = read_msgpack(path)
     check_tree(params, expected, str(path))
-    return cast_floats(keep_expected(params, expected), dtype)
+    kept = flatten_dict(keep_expected(params, expected), sep="/")
+    return unflatten_dict({key: value if keep_float and keep_float(key)
+                           else cast_floats(value, dtype) for key, value in kept.items()}, sep="/")
 
 
 def save_params(folder: Path, params: dict) -> Path:

@@ -23,7 +23,9 @@ DTYPE_FROM_NAME = {
     "fp32": jnp.float32, "float32": jnp.float32,
     "bf16": jnp.bfloat16, "bfloat16": jnp.bfloat16,
     "fp16": jnp.float16, "float16": jnp.float16,
+    "int8": jnp.int8,  # weight-only: the dense kernels (quantize.py); see `weight_dtype`
 }
+INT8 = jnp.dtype("int8")
 
 
 def dtype_from_name(name) -> jnp.dtype:
@@ -33,11 +35,24 @@ def dtype_from_name(name) -> jnp.dtype:
     try:
         return jnp.dtype(DTYPE_FROM_NAME[name.lower()])
     except KeyError:
-        raise ValueError(f"unknown dtype {name!r}; use one of fp32, bf16, fp16") from None
+        raise ValueError(f"unknown dtype {name!r}; use one of fp32, bf16, fp16, int8") from None
+
+
+def runtime_dtypes(name, platform: str) -> dict:
+    """`--dtype NAME` as the config's runtime fields, for a JAX `platform` ("cpu", "gpu", ...).
+
+    fp32, bf16 and fp16 are the weights' and the activations' dtype alike. int8 is weight-only:
+    the dense kernels int8 (quantize.py), the activations bf16 on an accelerator and fp32 on a
+    CPU (which has no bf16 arithmetic), the KV cache bf16 either way."""
+    dtype = dtype_from_name(name)
+    if dtype != INT8:
+        return {"dtype": dtype}
+    activations = FLOAT32 if platform == "cpu" else jnp.dtype(jnp.bfloat16)
+    return {"dtype": activations, "cache_dtype": jnp.bfloat16, "weight_dtype": INT8}
 
 
 # How this process runs the model: never read from or written to config.json.
-RUNTIME_FIELDS = frozenset({"dtype", "cache_dtype", "backend"})
+RUNTIME_FIELDS = frozenset({"dtype", "cache_dtype", "weight_dtype", "backend"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +96,9 @@ class DalleBartConfig:
     # Not in config.json: how this process runs the model (`.replace(dtype=...)`).
     dtype: jnp.dtype = FLOAT32
     cache_dtype: jnp.dtype | None = None  # the decoder's KV cache; None: dtype
+    # The dense kernels' storage; None: dtype. int8: quantize.Int8Kernel (weight-only int8),
+    # every other weight in dtype.
+    weight_dtype: jnp.dtype | None = None
     backend: Backend = XLA  # computes the dense products, attention and KV cache (backend.py)
 
     @property
@@ -135,7 +153,7 @@ class DalleBartConfig:
         }
 
     def replace(self, **changes) -> DalleBartConfig:
-        for field in ("dtype", "cache_dtype"):
+        for field in ("dtype", "cache_dtype", "weight_dtype"):
             if changes.get(field) is not None:
                 changes[field] = dtype_from_name(changes[field])
         return dataclasses.replace(self, **changes)

@@ -22,7 +22,7 @@ from PIL import Image
 from . import compilation_cache
 from .backend import Backend, backend_named
 from .checkpoint import load_params, unscan_layers
-from .config import DalleBartConfig, dtype_from_name
+from .config import DalleBartConfig, runtime_dtypes
 from .generate import EncodedPrompt, ProgressCallback, TileRows, encode_prompt, generate_codes
 from .partial import fill_undrawn, grey_unfinished_rows
 from .tokenizer import PromptTokenizer
@@ -90,7 +90,8 @@ class Pipeline:
              backend: str | Backend = "auto") -> Pipeline:
         """Read `model_dir` (config.json, flax_model.msgpack, tokenizer files) and the VQGAN
         (`vqgan_dir`, by default `model_dir/vqgan`). dtype: fp32, bf16 or fp16 for the
-        transformer; the VQGAN always runs in fp32 (§4.1.8). compilation_cache_dir: where XLA
+        transformer, or int8 for weight-only int8 (`config.runtime_dtypes`); the VQGAN always runs
+        in fp32 (§4.1.8). compilation_cache_dir: where XLA
         programs persist across restarts (None: the default folder; False: off).
         backend: "auto", "xla" or "cpu" (`backend.backend_named`), or a Backend."""
         started = time.perf_counter()
@@ -98,14 +99,16 @@ class Pipeline:
             compilation_cache.enable(compilation_cache_dir)
         model_dir = Path(model_dir)
         vqgan_dir = Path(vqgan_dir) if vqgan_dir is not None else model_dir / VQGAN_SUBFOLDER
-        config = DalleBartConfig.load(model_dir).replace(dtype=dtype_from_name(dtype))
+        config = DalleBartConfig.load(model_dir).replace(
+            **runtime_dtypes(dtype, jax.default_backend()))
         params = load_params(model_dir, config)
         vqgan_config, vqgan_params = load_vqgan(vqgan_dir)
         tokenizer = PromptTokenizer(model_dir, config)
         pipeline = cls.from_params(config, params, vqgan_config, vqgan_params, tokenizer,
                                    backend, model_dir)
-        log.info("loaded %s (%s, %s backend) and %s in %.1f s", model_dir,
-                 np.dtype(config.dtype).name, pipeline.config.backend.name, vqgan_dir,
+        log.info("loaded %s (%s weights, %s backend) and %s in %.1f s", model_dir,
+                 np.dtype(config.weight_dtype or config.dtype).name,
+                 pipeline.config.backend.name, vqgan_dir,
                  time.perf_counter() - started)
         return pipeline
 

@@ -48,7 +48,8 @@ class CpuKernels(Backend):
         A CPU has no bf16 arithmetic: XLA emulates it op by op. The kernels read bf16 weights and
         KV cache (half the bytes, the point of bf16 here) and compute in fp32 anyway, so the
         activations stay fp32."""
-        if np.dtype(config.dtype) not in matmul.PACKABLE_DTYPES or not build.ensure_registered():
+        if (np.dtype(config.dtype) not in matmul.PACKABLE_DTYPES or config.weight_dtype is not None
+                or not build.ensure_registered()):
             return config, params
         config = config.replace(dtype="fp32", cache_dtype=config.dtype, backend=self)
         return config, pack_for_cpu(params)
