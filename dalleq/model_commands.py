@@ -23,7 +23,8 @@ from server.storage import tile_name
 
 from .progress import progress_callback
 
-DTYPE_NAMES = ("fp32", "bf16", "fp16")  # config.DTYPE_FROM_NAME's short names (config needs JAX)
+# config.DTYPE_FROM_NAME's short names (config needs JAX); int8 is weight-only (minidalle/quantize.py)
+DTYPE_NAMES = ("fp32", "bf16", "fp16", "int8")
 MODEL_STACK_HINT = "install the model stack: python3 -m pip install -e '.[model]'"
 RANDOM_WEIGHTS_NOTE = "its images are noise-like patterns, not pictures of the prompt"
 
@@ -141,7 +142,8 @@ def weights_tiny(folder, seed):
 @click.option("--tiles-dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Also write each tile there as tile_<i>.png (i from 0, row by row).")
 @click.option("--dtype", type=click.Choice(DTYPE_NAMES), default=DTYPE_NAMES[0], show_default=True,
-              help="Transformer precision; the VQGAN always runs in fp32.")
+              help="Transformer precision; int8: weight-only, the smallest (approximate). The VQGAN "
+                   "always runs in fp32.")
 @click.option("--temperature", cls=SamplingOption,
               type=click.FloatRange(0, defaults.TEMPERATURE_MAX, min_open=True),
               help="Sampling temperature; higher is more varied.")

@@ -65,7 +65,8 @@ def worker_options(command, model_default: str | None = "mini", model_help: str 
                           + model_help),
         click.option("--dtype", type=click.Choice(DTYPE_NAMES), envvar="DALLEQ_DTYPE",
                      show_envvar=True, default="fp32", show_default=True,
-                     help="Transformer precision (bf16 on a GPU); the VQGAN runs in fp32."),
+                     help="Transformer precision (bf16 on a GPU; int8: weight-only, the smallest, "
+                          "approximate); the VQGAN runs in fp32."),
         click.option("--max-batch", type=click.IntRange(1, 64), envvar="DALLEQ_MAX_BATCH",
                      show_envvar=True, default=defaults.MAX_BATCH, show_default=True,
                      help="Jobs claimed and generated together; each keeps its own images."),
