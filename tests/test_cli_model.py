@@ -112,6 +112,18 @@ def test_generate_without_a_seed_picks_one_and_prints_it(tiny_model, jax_cache_e
     assert f"seed {printed_seed})" in result.stdout
 
 
+def test_generate_int8_writes_its_dtype_and_repeats_byte_for_byte(tiny_model, jax_cache_env,
+                                                                  tmp_path):
+    paths = [tmp_path / f"int8_{run}.png" for run in range(2)]
+    for path in paths:
+        result = dalleq("generate", "a red apple", "--model", tiny_model, "--seed", 3,
+                        "--dtype", "int8", "-o", path, env=jax_cache_env)
+        assert result.exit_code == 0, result.output
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    with Image.open(paths[0]) as grid:
+        assert grid.text["dtype"] == "int8"
+
+
 @pytest.mark.parametrize("args, message", [
     (["--grid", 0], "'--grid': 0 is not in the range 1<=x<=4"),
     (["--grid", 5], "'--grid': 5 is not in the range 1<=x<=4"),
@@ -121,7 +133,7 @@ def test_generate_without_a_seed_picks_one_and_prints_it(tiny_model, jax_cache_e
     (["--top-k", 20000], "'--top-k'"),
     (["--top-p", 1.5], "'--top-p'"),
     (["--condition-scale", 0.5], "'--condition-scale'"),
-    (["--dtype", "fp8"], "'fp8' is not one of 'fp32', 'bf16', 'fp16'"),
+    (["--dtype", "fp8"], "'fp8' is not one of 'fp32', 'bf16', 'fp16', 'int8'"),
 ])
 def test_bad_options_are_usage_errors(tiny_model, args, message):
     result = dalleq("generate", "a red apple", "--model", tiny_model, *args)
