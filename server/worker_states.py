@@ -94,6 +94,19 @@ class WorkerView:
         }
 
 
+def words(view: WorkerView, now: datetime) -> str:
+    """What the page says beside the worker's name (static/worker_states.js says the same, with
+    the time in the phone's own zone instead of UTC)."""
+    if view.status == "paused":
+        return f"paused: {view.reason}"
+    if view.status in ("working", "idle"):
+        return f"{view.status}: {view.reason}" if view.reason else view.status
+    if view.status == ASKED:
+        minutes = int((now - view.last_claim_at).total_seconds() // 60)
+        return "asked for jobs just now" if minutes < 1 else f"asked for jobs {minutes} min ago"
+    return f"not seen since {view.last_seen_at:%H:%M} UTC"
+
+
 def effective_status(
     state_row: dict | None, last_claim_at: datetime | None, running_jobs: int, since: datetime
 ) -> str:
