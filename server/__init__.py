@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         api_jobs,
         api_push,
         api_worker,
+        api_workers,
         auth,
         compare,
         db,
@@ -130,8 +131,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.jinja_env.globals["csrf_token"] = auth.csrf_token
     error_pages.init_app(app)
     protection.init_app(app)
-    for blueprint in (api_jobs.bp, api_push.bp, api_worker.bp, openapi.bp, files.bp, pages.bp,
-                      compare.bp):
+    for blueprint in (api_jobs.bp, api_push.bp, api_worker.bp, api_workers.bp, openapi.bp,
+                      files.bp, pages.bp, compare.bp):
         app.register_blueprint(blueprint)
     throttle.init_app(app)
     return app

@@ -1,5 +1,5 @@
 """The worker API, /api/v1/worker (shared/API.md, "For workers"): claim, heartbeat, result, fail,
-and preview (shared/API-1.1.md).
+and preview (shared/API-1.1.md); and status, this server's addition (issue 19, docs/api.md).
 
 Every call needs the bearer token. Leases make late or duplicate workers harmless: each verb in
 server/queue.py checks the lease in its WHERE clause and answers 409 when it is not current.
@@ -7,9 +7,9 @@ server/queue.py checks the lease in its WHERE clause and answers 409 when it is 
 
 from flask import Blueprint, jsonify, request
 
-from . import auth, defaults, long_polls, services, validation
+from . import auth, defaults, long_polls, services, validation, worker_states
 from .api_jobs import json_body
-from .clock import iso
+from .clock import iso, utcnow
 from .errors import DalleqError, InvalidInput
 from .images import check_png, check_preview
 from .queue import Upload
@@ -50,6 +50,19 @@ def claim():
     if not claimed:
         return "", 204
     return jsonify({"jobs": [claimed_json(job) for job in claimed]})
+
+
+@bp.post("/status")
+def status():
+    """The worker says what it is doing (working, idle, paused and why), for the queue page."""
+    body = json_body()
+    worker = validation.worker_name(body)
+    state = validation.worker_state(body)
+    reason = validation.state_reason(body, state)
+    models = validation.optional_model_list(body)
+    with services().engine.begin() as connection:
+        row = worker_states.record_state(connection, worker, state, reason, models, utcnow())
+    return jsonify(worker_states.report_json(row))
 
 
 def heartbeat_json(job: dict) -> dict:

@@ -38,6 +38,10 @@ META_MAX_BYTES = 16 * 1024
 META_MAX_DEPTH = 8  # a worker's meta is flat (timings, device, model); 8 leaves room to grow
 ERROR_MAX_CHARS = 2000
 WORKER_NAME_MAX_CHARS = 100
+WORKER_REASON_MAX_CHARS = 200  # why a worker is paused, as the queue page shows it (issue 19)
+# A worker not heard from within WORKER_SEEN_MINUTES stays on the queue page as "not seen since"
+# for this long, then drops off (a renamed worker would otherwise linger for ever).
+WORKER_GONE_SHOWN_HOURS = 24
 
 # Result folders no job points to (a server killed mid-upload leaves one): swept at start and
 # then this often, once older than ORPHAN_MIN_AGE_SECONDS. A folder is made only after its upload

@@ -1,5 +1,5 @@
 """The database schema: jobs, their images, idempotency keys, push subscriptions, worker
-sightings; SQLAlchemy 2.x declarative style.
+sightings and worker states; SQLAlchemy 2.x declarative style.
 
 Alembic migrations in server/migrations/ are the source of truth for an existing database; these
 classes describe the same tables for queries and for `queue.db.example`. Times are naive UTC.
@@ -147,9 +147,23 @@ class WorkerSighting(Base):
     last_claim_at: Mapped[datetime] = mapped_column(DateTime, index=True)
 
 
+class WorkerState(Base):
+    """What a worker last said it is doing (server/worker_states.py): working, idle, or paused
+    and why, so the queue page can say why nothing runs (issue 19)."""
+
+    __tablename__ = "worker_states"
+
+    worker: Mapped[str] = mapped_column(String(100), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    models: Mapped[str | None] = mapped_column(Text, nullable=True)  # a JSON list, when sent
+    reported_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
 jobs_table = Job.__table__
 images_table = Image.__table__
 login_sessions_table = LoginSession.__table__
 idempotency_keys_table = IdempotencyKey.__table__
 push_subscriptions_table = PushSubscription.__table__
 worker_sightings_table = WorkerSighting.__table__
+worker_states_table = WorkerState.__table__

@@ -230,6 +230,22 @@ def paths() -> dict:
                 body="Claim",
             ),
         },
+        "/api/v1/worker/status": {
+            "post": operation(
+                "Say what this worker is doing: working, idle, or paused and why",
+                {"200": answer("the state as stored", ref("WorkerStateReport")), **WORKER,
+                 **WITH_BODY},
+                WORKER_SECURITY,
+                body="WorkerStatus",
+            ),
+        },
+        "/api/v1/workers": {
+            "get": operation(
+                "Each worker's state, as the queue page shows it",
+                {"200": answer("the workers heard from lately", ref("Workers")), **PEOPLE},
+                PEOPLE_SECURITY,
+            ),
+        },
         "/api/v1/worker/jobs/{job_id}/heartbeat": {
             "parameters": [JOB_ID],
             "post": operation(

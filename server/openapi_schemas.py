@@ -92,6 +92,10 @@ def schemas() -> dict:
         "maxLength": defaults.PUSH_ENDPOINT_MAX_CHARS,
         "description": "the push service URL: https (http only to localhost, for tests)",
     }
+    worker_name = {"type": "string", "minLength": 1, "maxLength": defaults.WORKER_NAME_MAX_CHARS}
+    models = {"type": "array", "minItems": 1, "items": sampling["model"]}
+    worker_state = {"enum": ["working", "idle", "paused"]}
+    reason = {"type": "string", "minLength": 1, "maxLength": defaults.WORKER_REASON_MAX_CHARS}
     tiles = {
         f"image_{i}": {"type": "string", "contentMediaType": "image/png"}
         for i in range(RESULT_TILE_FIELDS)
@@ -179,12 +183,8 @@ def schemas() -> dict:
             "type": "object",
             "required": ["worker", "models"],
             "properties": {
-                "worker": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": defaults.WORKER_NAME_MAX_CHARS,
-                },
-                "models": {"type": "array", "minItems": 1, "items": sampling["model"]},
+                "worker": worker_name,
+                "models": models,
                 "max_jobs": {"type": "integer", "minimum": 1, "maximum": defaults.CLAIM_MAX_JOBS},
                 "wait": {
                     "type": "number",
@@ -209,6 +209,55 @@ def schemas() -> dict:
                         },
                     },
                 }
+            },
+        },
+        "WorkerStatus": {
+            "type": "object",
+            "required": ["worker", "state"],
+            "properties": {
+                "worker": worker_name,
+                "state": worker_state,
+                "reason": nullable(reason),
+                "models": models,
+            },
+            "description": "reason is required (non-empty) when state is paused",
+            "if": {"required": ["state"], "properties": {"state": {"const": "paused"}}},
+            "then": {"required": ["reason"], "properties": {"reason": reason}},
+        },
+        "WorkerStateReport": {
+            "type": "object",
+            "required": ["worker", "state", "reason", "models", "reported_at"],
+            "properties": {
+                "worker": worker_name,
+                "state": worker_state,
+                "reason": nullable({"type": "string"}),
+                "models": nullable({"type": "array", "items": {"type": "string"}}),
+                "reported_at": timestamp,
+            },
+        },
+        "Workers": {
+            "type": "object",
+            "required": ["workers", "seen_minutes"],
+            "properties": {
+                "workers": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["worker", "status", "reason", "models", "reported_at",
+                                     "last_claim_at", "last_seen_at", "running_jobs"],
+                        "properties": {
+                            "worker": {"type": "string"},
+                            "status": {"enum": ["working", "idle", "paused", "asked", "gone"]},
+                            "reason": nullable({"type": "string"}),
+                            "models": nullable({"type": "array", "items": {"type": "string"}}),
+                            "reported_at": nullable(timestamp),
+                            "last_claim_at": nullable(timestamp),
+                            "last_seen_at": nullable(timestamp),
+                            "running_jobs": {"type": "integer", "minimum": 0},
+                        },
+                    },
+                },
+                "seen_minutes": {"type": "integer", "minimum": 1},
             },
         },
         "Heartbeat": {

@@ -22,7 +22,18 @@ from flask import (
     url_for,
 )
 
-from . import auth, defaults, idempotency, ranking, services, sharing, sightings, validation
+from . import (
+    auth,
+    defaults,
+    idempotency,
+    ranking,
+    services,
+    sharing,
+    sightings,
+    validation,
+    worker_states,
+)
+from .clock import utcnow
 from .errors import InvalidInput, KeyReused
 from .models import FINISHED_STATUSES, JobStatus
 from .serialize import job_json, result_meta
@@ -153,6 +164,7 @@ def render_index(
     (templates/_field_error.html), with the Advanced section open when that input is in it;
     `shared_note` says what became of text shared into the form (server/sharing.py)."""
     services().queue.expire_if_due()
+    now = utcnow()
     catalog = services().catalog
     active, _ = catalog.page(statuses=ACTIVE_STATUSES, limit=defaults.LIST_LIMIT_MAX)
     recent, _ = catalog.page(statuses=FINISHED, limit=RECENT_COUNT)
@@ -166,6 +178,8 @@ def render_index(
         recent=public(recent),
         blank_job=BLANK_JOB,
         served=sightings.served_models(services().engine),
+        workers=worker_states.worker_views(services().engine, now=now),
+        worker_words=lambda view: worker_states.words(view, now),
         grid_sizes=range(defaults.GRID_MIN, defaults.GRID_MAX + 1),
         limits=defaults,
     )

@@ -191,6 +191,40 @@ def model_list(body: dict) -> list[str]:
     return models[: defaults.CLAIM_MAX_JOBS]
 
 
+WORKER_STATES = ("working", "idle", "paused")
+
+
+def worker_state(body: dict) -> str:
+    """A worker status report's `state` (POST /api/v1/worker/status, issue 19)."""
+    state = body.get("state")
+    if state not in WORKER_STATES:
+        raise InvalidInput(
+            f"state must be one of {', '.join(WORKER_STATES)}", code="invalid_state"
+        )
+    return state
+
+
+def state_reason(body: dict, state: str) -> str | None:
+    """Why the worker is in `state`: required when paused (the page shows it), else optional."""
+    reason = body.get("reason")
+    if reason is not None and (not isinstance(reason, str) or not _is_clean_text(reason)):
+        raise InvalidInput("reason must be text without control characters", code="invalid_reason")
+    reason = (reason or "").strip() or None
+    if reason is None and state == "paused":
+        raise InvalidInput("reason is required when the state is paused", code="invalid_reason")
+    if reason and len(reason) > defaults.WORKER_REASON_MAX_CHARS:
+        raise InvalidInput(
+            f"reason must be at most {defaults.WORKER_REASON_MAX_CHARS} characters",
+            code="invalid_reason",
+        )
+    return reason
+
+
+def optional_model_list(body: dict) -> list[str] | None:
+    """`models` as a claim takes it, or None when the body leaves it out."""
+    return None if body.get("models") is None else model_list(body)
+
+
 def lease_from(body) -> str:
     lease = body.get("lease")
     if not isinstance(lease, str) or not lease or len(lease) > 200 or not _is_encodable(lease):

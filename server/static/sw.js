@@ -59,7 +59,8 @@ const SHELL_PAGE = SCOPE.pathname; // the queue page, "/" (or the root under a p
 const STATIC_PREFIX = `${SCOPE.pathname}static/`; // app JS, CSS and icons; never job images
 const SHELL_FILES = [
   SHELL_PAGE, "static/app.js", "static/session.js", "static/notice.js", "static/workers.js",
-  "static/form.js", "static/undo.js", "static/queue.js", "static/push.js", "static/ideas.js",
+  "static/form.js", "static/undo.js", "static/queue.js", "static/worker_states.js", "static/push.js",
+  "static/ideas.js",
   "static/offline.js", "static/style.css", "static/icon-192.png", "static/icon-512.png", "static/apple-touch-icon.png",
 ];
 
