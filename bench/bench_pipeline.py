@@ -192,7 +192,7 @@ def child_ours(args) -> dict:
     grid_seconds = token_seconds + decode_seconds
     return {
         "shape": args.shape, "dtype": args.dtype, "grid": args.grid, "images": n,
-        "kernel": pipeline.config.backend.name == "cpu",
+        "kernel": pipeline.config.backend.name == "cpu", "xla_dot": args.no_kernel,
         "token_seconds": token_seconds, "decode_seconds": decode_seconds,
         "compile_seconds": max(0.0, first_seconds - token_seconds),
         "seconds_per_image": grid_seconds / n, "grid_seconds": grid_seconds,
@@ -250,7 +250,7 @@ def run_all(args, shapes: list[str], dtypes: list[str], scratch: Path) -> list[d
 
 def run_name(result: dict) -> str:
     return (f"{result['shape']} {result['dtype']} {result['grid']}x{result['grid']}"
-            + ("" if result["kernel"] else " (XLA dot)"))
+            + (" (XLA dot)" if result["xla_dot"] else ""))
 
 
 def share_of_limit(cost: dict, token_seconds: float, limits: dict) -> tuple[float, str]:
@@ -297,11 +297,11 @@ def wait_for_checkpoint(writers: dict, shape: str) -> Path:
 
 
 def print_cpu_table(results: list[dict]) -> None:
-    print(f"{'run':28s} {'s/image':>8s} {'tokens/s':>9s} {'compile s':>9s} {'peak RSS':>9s} "
+    print(f"{'run':30s} {'s/image':>8s} {'tokens/s':>9s} {'compile s':>9s} {'peak RSS':>9s} "
           f"{'VQGAN s':>8s} {'GB/s':>5s} {'GFLOP/s':>7s} {'limit share':>12s}")
     for result in results:
         loop = result["median_loop"]
-        print(f"{run_name(result):28s} {result['seconds_per_image']:8.2f} "
+        print(f"{run_name(result):30s} {result['seconds_per_image']:8.2f} "
               f"{result['tokens_per_second']:9.1f} {result['compile_seconds']:9.1f} "
               f"{result['peak_rss_bytes'] / 2**30:8.2f}G "
               f"{result['decode_seconds'] / result['images']:8.2f} "
@@ -386,8 +386,8 @@ def main() -> None:
         return
     print_cpu_table(results)
 
-    single = [r for r in results if r["grid"] == 1 and r["kernel"] and r["shape"] == "mini"]
-    plain = [r for r in results if not r["kernel"] and r["shape"] == "mini"]
+    single = [r for r in results if r["grid"] == 1 and not r["xla_dot"] and r["shape"] == "mini"]
+    plain = [r for r in results if r["xla_dot"] and r["shape"] == "mini"]
     if plain and single:
         ours = next(r for r in single if r["dtype"] == plain[0]["dtype"])
         print(f"our CPU matmul kernel vs XLA's dot, token loop of one image: "
