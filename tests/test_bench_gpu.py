@@ -19,7 +19,7 @@ from minidalle.config import DalleBartConfig
 
 REPO = Path(__file__).resolve().parent.parent
 # Until the int8 branch is merged here: the lead switches this to "bf16 int8" after merging.
-SMOKE_DTYPES = ["bf16"]
+SMOKE_DTYPES = ["bf16", "int8"]
 SMOKE_SHAPES = ["smoke-mini", "smoke-mega"]
 NUMBER = r"\d+(?:\.\d+)?"
 ROW = re.compile(
