@@ -21,10 +21,8 @@ BYTES_PER_GB = 1e9  # decimal, like the sizes GPU makers print and `format_bytes
 # The most images a worker generates at once: --max-batch jobs, each up to the largest grid.
 IMAGES_PER_JOB = server_defaults.GRID_MAX ** 2
 WORKER_BATCH_IMAGES = worker_defaults.MAX_BATCH * IMAGES_PER_JOB
-INT8_NOTE = ("int8: int8 dense kernels with an fp32 scale per output column; the other weights, "
-             "the cache and the activations in bf16.")
-ACTIVATIONS_NOTE = ("activations are an estimate: logits, one layer's temporaries, the encoder, "
-                    "and the VQGAN in fp32 decoding one image at a time.")
+INT8_NOTE = "int8: int8 kernels, fp32 scale per column; other weights, cache, activations bf16"
+ACTIVATIONS_NOTE = "activations (estimated): logits, one layer, encoder, VQGAN (fp32, 1 image)"
 TABLE_COLUMNS = ("dtype", "weights", "KV cache", "activations", "total")
 
 

@@ -299,3 +299,9 @@ def test_the_plan_module_allocates_nothing_and_imports_no_device_code():
     source = (REPO / "minidalle" / "memory_plan.py").read_text()
     assert "import jax" not in source and "jnp." not in source
     assert memory_plan.PLAN_DTYPES == ("fp32", "bf16", "int8")
+
+
+def test_the_readme_shows_what_weights_info_mega_prints(tmp_path):
+    readme = (REPO / "README.md").read_text()
+    output = weights_info("mega", "--cache", tmp_path).output
+    assert f"```\n$ dalleq weights info mega\n{output}```" in readme
