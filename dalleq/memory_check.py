@@ -84,17 +84,18 @@ def describe_plan(label: str, config, vqgan_config, image_count: int, source: st
     ])
 
 
-def device_capacity() -> tuple[int | None, str]:
-    """(bytes this process may still allocate on the first JAX device, its label); None when the
-    device does not say.
+def device_capacity(device=None) -> tuple[int | None, str]:
+    """(bytes this process may still allocate on `device`, by default the first JAX device, and
+    its label); None when the device does not say.
 
     On a GPU, `memory_stats()["bytes_limit"]` is the size of the pool JAX's allocator hands arrays
     from: the card's memory less what was in use when JAX started, times
     XLA_PYTHON_CLIENT_MEM_FRACTION. That, not the card's total, is what the model must fit in.
     On a CPU the device is host memory: psutil's `available` (free plus reclaimable caches)."""
-    import jax
+    if device is None:
+        import jax
 
-    device = jax.devices()[0]
+        device = jax.devices()[0]
     label = f"{device.platform}:{device.id}"
     if device.platform == "cpu":
         import psutil

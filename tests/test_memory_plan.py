@@ -305,3 +305,24 @@ def test_the_readme_shows_what_weights_info_mega_prints(tmp_path):
     readme = (REPO / "README.md").read_text()
     output = weights_info("mega", "--cache", tmp_path).output
     assert f"```\n$ dalleq weights info mega\n{output}```" in readme
+
+
+class FakeGpu:
+    """What a jax GPU Device answers: platform, id and its allocator's memory_stats()."""
+
+    platform, id = "gpu", 0
+
+    def __init__(self, stats):
+        self.stats = stats
+
+    def memory_stats(self):
+        return self.stats
+
+
+def test_a_gpu_offers_its_jax_pool_less_what_is_in_use():
+    device = FakeGpu({"bytes_limit": 11_500_000_000, "bytes_in_use": 500_000_000})
+    assert device_capacity(device) == (11_000_000_000, "gpu:0")
+
+
+def test_a_device_without_memory_stats_is_not_checked():
+    assert device_capacity(FakeGpu(None)) == (None, "gpu:0")
