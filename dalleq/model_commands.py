@@ -21,10 +21,13 @@ from minidalle import weights as hub
 from server import defaults
 from server.storage import tile_name
 
+from .memory_check import BYTES_PER_GB, WORKER_BATCH_IMAGES, describe_plan, model_config
 from .progress import progress_callback
 
 # config.DTYPE_FROM_NAME's short names (config needs JAX); int8 is weight-only (minidalle/quantize.py)
 DTYPE_NAMES = ("fp32", "bf16", "fp16", "int8")
+# `weights info` plans every dtype, whether or not this machine can run it.
+INFO_DTYPE_NAMES = DTYPE_NAMES
 MODEL_STACK_HINT = "install the model stack: python3 -m pip install -e '.[model]'"
 RANDOM_WEIGHTS_NOTE = "its images are noise-like patterns, not pictures of the prompt"
 
@@ -121,6 +124,38 @@ def weights_tiny(folder, seed):
         raise click.ClickException(f"{error}; {MODEL_STACK_HINT}") from None
     write_tiny_checkpoint(folder, seed)
     click.echo(f"wrote {folder}: a tiny model with RANDOM weights; {RANDOM_WEIGHTS_NOTE}")
+
+
+@weights.command("info")
+@click.argument("model", metavar="NAME|DIR")
+@click.option("--batch", "image_count", type=click.IntRange(1, 1024), metavar="N",
+              default=WORKER_BATCH_IMAGES, show_default=True,
+              help="Images generated together; the default is what a worker runs at once with "
+                   "its defaults (--max-batch jobs of up to the largest grid).")
+@click.option("--dtype", type=click.Choice(INFO_DTYPE_NAMES), default=DTYPE_NAMES[0],
+              show_default=True, help="The precision --device-memory is checked for.")
+@click.option("--device-memory", "device_memory_gb", type=click.FloatRange(0, min_open=True),
+              metavar="GB", help="Also say whether the model fits in this much device memory.")
+@cache_option
+def weights_info(model, image_count, dtype, device_memory_gb, cache):
+    """Print what NAME (mini or mega) or the model in DIR needs in memory: its parameter count,
+    and its weights, KV cache and activations at each dtype.
+
+    Computed from config.json alone (the published values if NAME is not fetched): nothing is
+    downloaded or loaded.
+    """
+    try:
+        from minidalle.memory_plan import PLAN_DTYPES, check_fit
+    except ImportError as error:
+        raise click.ClickException(f"{error}; {MODEL_STACK_HINT}") from None
+    config, vqgan_config, source = model_config(model, cache)
+    label = model if model in hub.MODEL_NAMES else Path(model).name
+    click.echo(describe_plan(label, config, vqgan_config, image_count, source))
+    if device_memory_gb is not None:
+        fit = check_fit(config, dtype, image_count, int(device_memory_gb * BYTES_PER_GB),
+                        model_label=label, device_label="the device",
+                        dtypes=PLAN_DTYPES, vqgan_config=vqgan_config)
+        click.echo(f"{'fits' if fit.is_ok else 'does not fit'}: {fit.message}")
 
 
 @click.command()

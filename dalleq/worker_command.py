@@ -16,6 +16,7 @@ from worker import defaults
 from worker.previews import PreviewSetting
 
 from .logs import configure_logging
+from .memory_check import check_worker_memory
 from .model_commands import DTYPE_NAMES, cache_option, load_pipeline
 from .parent_pipe import exit_with_parent
 from .ranking import load_ranker
@@ -108,10 +109,15 @@ def worker_options(command, model_default: str | None = "mini", model_help: str 
               default=defaults.STOP_RETRY_SECONDS, show_default=True,
               help="After Ctrl-C or SIGTERM, how long an unreachable server is retried before "
                    "the worker exits, leaving its results in the spool.")
+@click.option("--device-memory", "device_memory_gb", type=click.FloatRange(0, min_open=True),
+              envvar="DALLEQ_DEVICE_MEMORY", show_envvar=True, metavar="GB",
+              show_default="what the device reports",
+              help="Device memory the model may use: the worker refuses to start if its memory "
+                   "plan (dalleq weights info) needs more.")
 @click.option("--parent-fd", type=int, hidden=True,
               help="dalleq up: a pipe whose closing (its parent died) ends this worker at once.")
 def worker(server_url, token, model, dtype, max_batch, rank, previews, cache, model_name, name,
-           spool, once, stop_retry_seconds, parent_fd):
+           spool, once, stop_retry_seconds, device_memory_gb, parent_fd):
     """Claim jobs from the queue, generate them here, post the images back.
 
     Runs until Ctrl-C or SIGTERM: the first lets the current batch finish, a second hands the
@@ -121,12 +127,14 @@ def worker(server_url, token, model, dtype, max_batch, rank, previews, cache, mo
     if parent_fd is not None:
         exit_with_parent(parent_fd)
     raise SystemExit(run_worker(server_url, token, model, dtype, max_batch, cache, model_name,
-                                name, spool, once, stop_retry_seconds, rank, previews))
+                                name, spool, once, stop_retry_seconds, rank, previews,
+                                device_memory_gb=device_memory_gb))
 
 
 def run_worker(server_url, token, model, dtype, max_batch, cache, model_name, name, spool,
                once, stop_retry_seconds=defaults.STOP_RETRY_SECONDS, rank=None,
-               previews: PreviewSetting | str = defaults.PREVIEWS) -> int:
+               previews: PreviewSetting | str = defaults.PREVIEWS,
+               device_memory_gb: float | None = None) -> int:
     from worker.runner import ModelInfo, Worker, WorkerOptions
     from worker.stopping import StopRequests, stops_at_once
 
@@ -134,6 +142,8 @@ def run_worker(server_url, token, model, dtype, max_batch, cache, model_name, na
         log.info("loading the model %s (Ctrl-C stops at once: nothing is claimed until it is "
                  "ready)", model)
         folder = model_folder(model, cache)
+        check_worker_memory(advertised_name(model, folder), folder, dtype, max_batch,
+                            device_memory_gb, DTYPE_NAMES)
         clip = load_ranker(rank, folder, cache)  # first: a missing CLIP is told before the long load
         pipeline = load_pipeline(str(folder), None, cache, dtype)
     stop = StopRequests()
