@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,8 @@ def gpu_processes() -> list[GpuProcess]:
         return nvidia_smi_gpu_processes()
 
 
-def other_gpu_processes(own_pid: int | None = None) -> list[GpuProcess]:
-    """gpu_processes() without this process (the worker's own JAX context is listed too)."""
+def other_gpu_processes(own_pid: int | None = None,
+                        probe: Callable[[], list[GpuProcess]] = gpu_processes) -> list[GpuProcess]:
+    """probe()'s GPU processes but this one (the worker's own JAX context is listed too)."""
     own_pid = os.getpid() if own_pid is None else own_pid
-    return [process for process in gpu_processes() if process.pid != own_pid]
+    return [process for process in probe() if process.pid != own_pid]
