@@ -334,3 +334,12 @@ def test_an_idle_worker_frees_the_model_and_the_next_claim_loads_it_again(
     assert holder.load_count == 2 and holder.last_load_seconds is not None
     done = requests.get(f"{live_server.url}/api/v1/jobs/{job['id']}", timeout=10).json()
     assert done["status"] == "done", done
+
+
+def test_up_passes_the_gpu_sharing_flags_on_to_its_worker():
+    from dalleq.up import gpu_sharing_arguments
+
+    assert gpu_sharing_arguments(None, None, None, False) == []
+    assert gpu_sharing_arguments(2.5, QuietHours.parse("23:00-07:00"), "steam", True) == [
+        "--idle-unload", "2.5", "--quiet-hours", "23:00-07:00", "--yield-to", "steam",
+        "--yield-to-gpu"]
