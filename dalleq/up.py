@@ -127,7 +127,8 @@ class WorkerProcess:
 @settings_options
 @functools.partial(worker_options, model_default=None,
                    model_help=" Unset: the demo model (random weights, written on first use).")
-def up(host, port, threads, model, dtype, max_batch, rank, previews, cache, **settings_flags):
+def up(host, port, threads, model, dtype, max_batch, rank, previews, idle_unload, quiet_hours,
+       yield_to, yield_to_gpu, cache, **settings_flags):
     """Run the server and a worker on this machine: the whole loop in one command.
 
     The worker runs as a child process and is restarted if it dies. A worker token is made
@@ -137,14 +138,16 @@ def up(host, port, threads, model, dtype, max_batch, rank, previews, cache, **se
     try:
         run_up(build_settings(**settings_flags), host=host, port=port, threads=threads,
                model=model or hub.DEMO_MODEL_NAME, dtype=dtype, max_batch=max_batch, cache=cache,
-               rank=rank, previews=str(previews))
+               rank=rank, previews=str(previews),
+               gpu_sharing=gpu_sharing_arguments(idle_unload, quiet_hours, yield_to,
+                                                 yield_to_gpu))
     except (hub.WeightsError, StartupError) as error:
         raise click.ClickException(str(error)) from None
 
 
 def run_up(settings: Settings, *, host: str, port: int, threads: int, model: str, dtype: str,
            max_batch: int, cache: Path | None, rank: bool | None = None,
-           previews: str = worker_defaults.PREVIEWS) -> None:
+           previews: str = worker_defaults.PREVIEWS, gpu_sharing: list[str] = ()) -> None:
     from server.serving import BackgroundServer, announce, make_server
 
     folder = hub.resolve_model(model, cache)
@@ -162,7 +165,8 @@ def run_up(settings: Settings, *, host: str, port: int, threads: int, model: str
     worker = WorkerProcess(["--server", url, "--model", str(folder), "--model-name", model_name,
                             "--dtype", dtype, "--max-batch", str(max_batch),
                             "--previews", previews,
-                            "--name", "local", *worker_rank_arguments(rank, cache)], token)
+                            "--name", "local", *worker_rank_arguments(rank, cache),
+                            *gpu_sharing], token)
     announce(host, server.effective_port)
     if not settings_token_given:
         print(f"workers on other machines: dalleq worker --server http://<this machine>:"
@@ -186,6 +190,17 @@ def worker_rank_arguments(rank: bool | None, cache: Path | None) -> list[str]:
     """The worker's --rank/--no-rank and --cache (where CLIP is looked for) as given to up."""
     arguments = [] if cache is None else ["--cache", str(cache)]
     return arguments if rank is None else [*arguments, "--rank" if rank else "--no-rank"]
+
+
+def gpu_sharing_arguments(idle_unload: float | None, quiet_hours, yield_to: str | None,
+                          is_yield_to_gpu: bool) -> list[str]:
+    """The worker's --idle-unload, --quiet-hours, --yield-to and --yield-to-gpu as given to up."""
+    arguments = [] if idle_unload is None else ["--idle-unload", f"{idle_unload:g}"]
+    if quiet_hours is not None:
+        arguments += ["--quiet-hours", str(quiet_hours)]
+    if yield_to:
+        arguments += ["--yield-to", yield_to]
+    return [*arguments, "--yield-to-gpu"] if is_yield_to_gpu else arguments
 
 
 def _interrupt(_signum, _frame):

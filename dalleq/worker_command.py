@@ -6,6 +6,7 @@ The model stack (JAX) is imported only when it runs.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import click
 
 from minidalle import weights as hub
 from worker import defaults
+from worker.availability import QuietHours, parse_process_names
+from worker.gpu_memory import allocate_on_demand
 from worker.previews import PreviewSetting
 
 from .logs import configure_logging
@@ -56,6 +59,53 @@ class PreviewsType(click.ParamType):
             self.fail(str(error), param, ctx)
 
 
+class QuietHoursType(click.ParamType):
+    """`--quiet-hours HH:MM-HH:MM` as a worker.availability.QuietHours."""
+
+    name = "quiet hours"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, QuietHours):
+            return value
+        try:
+            return QuietHours.parse(value)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
+def idle_unload_seconds(minutes: float | None, device: str) -> float:
+    """--idle-unload in seconds; unset: IDLE_UNLOAD_GPU_MINUTES on a GPU, off on a CPU, where
+    the memory is the host's (paged out by the OS when a game needs it) and a reload would only
+    cost the next job its time."""
+    if minutes is None:
+        is_gpu = device.split(":", 1)[0] in ("gpu", "cuda", "rocm")
+        minutes = defaults.IDLE_UNLOAD_GPU_MINUTES if is_gpu else 0.0
+    return minutes * 60.0
+
+
+def gpu_sharing_options(command):
+    """The flags that let the worker share its GPU with games (issue 19)."""
+    options = [
+        click.option("--idle-unload", "idle_unload", type=click.FloatRange(0),
+                     metavar="MINUTES", envvar="DALLEQ_IDLE_UNLOAD", show_envvar=True,
+                     show_default=f"{defaults.IDLE_UNLOAD_GPU_MINUTES:g} on a GPU, 0 on a CPU",
+                     help="Free the model's device memory after this long without work; the "
+                          "next job loads it again from disk. 0: never."),
+        click.option("--quiet-hours", type=QuietHoursType(), envvar="DALLEQ_QUIET_HOURS",
+                     show_envvar=True, metavar="HH:MM-HH:MM",
+                     help="Claim no jobs in this daily window of local time, e.g. 23:00-07:00."),
+        click.option("--yield-to", metavar="NAMES", envvar="DALLEQ_YIELD_TO", show_envvar=True,
+                     help="Pause while a process of one of these names runs (comma-separated, "
+                          "any case), e.g. steam,eldenring.exe."),
+        click.option("--yield-to-gpu", is_flag=True, envvar="DALLEQ_YIELD_TO_GPU",
+                     show_envvar=True,
+                     help="Pause while another process uses the GPU (NVML, else nvidia-smi)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def worker_options(command, model_default: str | None = "mini", model_help: str = ""):
     """The flags `dalleq worker` and `dalleq up` share."""
     options = [
@@ -81,6 +131,7 @@ def worker_options(command, model_default: str | None = "mini", model_help: str 
                      help="Live previews of the grid forming, posted while a job runs: every N "
                           "steps, or auto: as often as keeps them under 10% of a job's time."),
     ]
+    command = gpu_sharing_options(command)
     for option in reversed(options):
         command = option(command)
     return cache_option(command)
@@ -116,25 +167,34 @@ def worker_options(command, model_default: str | None = "mini", model_help: str 
                    "plan (dalleq weights info) needs more.")
 @click.option("--parent-fd", type=int, hidden=True,
               help="dalleq up: a pipe whose closing (its parent died) ends this worker at once.")
-def worker(server_url, token, model, dtype, max_batch, rank, previews, cache, model_name, name,
-           spool, once, stop_retry_seconds, device_memory_gb, parent_fd):
+def worker(server_url, token, model, dtype, max_batch, rank, previews, idle_unload, quiet_hours,
+           yield_to, yield_to_gpu, cache, model_name, name, spool, once, stop_retry_seconds,
+           device_memory_gb, parent_fd):
     """Claim jobs from the queue, generate them here, post the images back.
 
     Runs until Ctrl-C or SIGTERM: the first lets the current batch finish, a second hands the
     leases back. Results that cannot be uploaded wait in the spool folder and are posted later.
     """
     configure_logging()
+    allocate_on_demand(os.environ)  # before JAX starts: see worker/gpu_memory.py
     if parent_fd is not None:
         exit_with_parent(parent_fd)
     raise SystemExit(run_worker(server_url, token, model, dtype, max_batch, cache, model_name,
                                 name, spool, once, stop_retry_seconds, rank, previews,
-                                device_memory_gb=device_memory_gb))
+                                device_memory_gb=device_memory_gb,
+                                idle_unload=idle_unload, quiet_hours=quiet_hours,
+                                yield_to=yield_to, yield_to_gpu=yield_to_gpu))
 
 
 def run_worker(server_url, token, model, dtype, max_batch, cache, model_name, name, spool,
                once, stop_retry_seconds=defaults.STOP_RETRY_SECONDS, rank=None,
                previews: PreviewSetting | str = defaults.PREVIEWS,
-               device_memory_gb: float | None = None) -> int:
+               device_memory_gb: float | None = None, *,
+               idle_unload: float | None = None, quiet_hours: QuietHours | None = None,
+               yield_to: str | None = None, yield_to_gpu: bool = False) -> int:
+    """idle_unload: minutes (None: idle_unload_seconds's default for the device)."""
+    from worker.availability import Availability
+    from worker.model_holder import ModelHolder
     from worker.runner import ModelInfo, Worker, WorkerOptions
     from worker.stopping import StopRequests, stops_at_once
 
@@ -151,18 +211,28 @@ def run_worker(server_url, token, model, dtype, max_batch, cache, model_name, na
     from minidalle.tiny import is_random_weights  # JAX: loaded by now
 
     label = advertised_name(model, folder)
+    device = device_description()
     options = WorkerOptions(server_url=server_url, token=token, name=name,
                             model_name=model_name or label,
                             spool_dir=spool or default_spool_dir(name), max_batch=max_batch,
                             is_once=once, stop_retry_seconds=stop_retry_seconds,
-                            previews=PreviewsType().convert(previews, None, None))
-    info = ModelInfo(label=label, dtype=dtype, device=device_description(),
+                            previews=PreviewsType().convert(previews, None, None),
+                            idle_unload_seconds=idle_unload_seconds(idle_unload, device))
+    info = ModelInfo(label=label, dtype=dtype, device=device,
                      is_random_weights=is_random_weights(folder))
-    ranker = None
+    # An unloaded model is read from disk again through the same loader (worker/model_holder.py).
+    models = ModelHolder(lambda: load_pipeline(str(folder), None, cache, dtype), pipeline)
+    rankers = None
     if clip is not None:
         clip_dir, ranker = clip
         log.info("ranking each job's images with CLIP from %s", clip_dir)
-    return Worker(options, pipeline, info, stop=stop, ranker=ranker).run()
+        rankers = ModelHolder(lambda: load_ranker(True, folder, cache)[1], ranker,
+                              what="CLIP ranker")
+    availability = Availability(QuietHoursType().convert(quiet_hours, None, None)
+                                if quiet_hours is not None else None,
+                                parse_process_names(yield_to), yield_to_gpu)
+    return Worker(options, models, info, stop=stop, ranker=rankers,
+                  availability=availability).run()
 
 
 def model_folder(model: str, cache: Path | None) -> Path:

@@ -80,8 +80,9 @@ class TimedDecode:
 
 def test_auto_times_a_preview_before_the_first_job_so_no_job_makes_one_blind():
     clock = Clock()
-    maker = PreviewMaker(PreviewSetting.parse("auto"), TimedDecode(clock, [2.0, 0.4]),
-                         client=lambda: None, now=clock)
+    decode = TimedDecode(clock, [2.0, 0.4])
+    maker = PreviewMaker(PreviewSetting.parse("auto"), lambda: decode, client=lambda: None,
+                         now=clock)
     maker.calibrate()  # the first decode compiles: the second, cheaper one counts
     assert maker.pacer.seconds_per_tile == pytest.approx(0.4, abs=0.05)
     maker.pacer.start_batch()
@@ -93,7 +94,8 @@ def test_auto_times_a_preview_before_the_first_job_so_no_job_makes_one_blind():
 
 def test_calibrating_is_only_for_auto():
     clock = Clock()
-    maker = PreviewMaker(PreviewSetting.parse("16"), TimedDecode(clock, []), client=lambda: None,
+    decode = TimedDecode(clock, [])
+    maker = PreviewMaker(PreviewSetting.parse("16"), lambda: decode, client=lambda: None,
                          now=clock)
     maker.calibrate()  # no decode asked for: TimedDecode would run out of seconds
     assert maker.pacer.timed_count == 0

@@ -102,6 +102,18 @@ class QueueClient:
                               json={"lease": lease, "error": error, "retryable": is_retryable})
         return response.json()
 
+    def post_status(self, worker_name: str, state: str, reason: str | None,
+                    models: list[str]) -> bool:
+        """Tells the server this worker is working, idle or paused (and why), for the queue
+        page. False when the server has no such endpoint (404: it predates issue 19)."""
+        try:
+            self._post("/status", timeout_seconds=defaults.STATUS_TIMEOUT_SECONDS, json={
+                "worker": worker_name, "state": state, "reason": reason, "models": models,
+            })
+        except JobGone:
+            return False
+        return True
+
     def _post(self, path: str, timeout_extra: float = 0.0, timeout_seconds: float | None = None,
               **kwargs) -> requests.Response:
         timeout_seconds = self.timeout_seconds if timeout_seconds is None else timeout_seconds

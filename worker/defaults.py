@@ -31,3 +31,10 @@ PREVIEW_MAX_BYTES = 60_000  # of one preview (the API takes up to 1 MB; a phone 
 PREVIEW_WEBP_QUALITIES = (70, 50, 30, 15)  # tried in turn until the preview fits
 PREVIEW_TIMEOUT_SECONDS = 5.0  # a preview waits on the server at most this long, then is skipped
 PREVIEW_CODES_PER_TILE = 256  # a tile's image codes (16x16), the steps of a job
+
+# Sharing the GPU (issue 19): idle unload, quiet hours, stepping aside, the state on the page.
+IDLE_UNLOAD_GPU_MINUTES = 10.0  # `--idle-unload` on a GPU; on a CPU it is off (0) by default
+HOLD_CHECK_SECONDS = 30.0  # while paused, how often the worker looks whether it may go on
+STATUS_REPEAT_SECONDS = 30.0  # an unchanged state is sent again this often (the page wants 60)
+STATUS_TIMEOUT_SECONDS = 5.0  # a state report is not worth holding the loop up
+STATUS_REASON_MAX_CHARS = 200  # the API's limit on a pause's reason

@@ -143,8 +143,10 @@ class PreviewMaker:
     A preview that cannot be made or posted (a 404 from a server without previews, a lost
     lease, an outage) is logged once and ends that job's previews for the batch; the job goes on."""
 
-    def __init__(self, setting: PreviewSetting, pipeline, client: Callable[[], object],
-                 now: Callable[[], float] = time.perf_counter):
+    def __init__(self, setting: PreviewSetting, pipeline: Callable[[], object],
+                 client: Callable[[], object], now: Callable[[], float] = time.perf_counter):
+        """pipeline: returns the loaded pipeline (worker/model_holder.py's get: the model may
+        have been unloaded and loaded again since)."""
         self.pacer = PreviewPacer(setting, now=now)
         self.pipeline = pipeline
         self.client = client  # returns the QueueClient to post with (the generating thread's)
@@ -163,7 +165,7 @@ class PreviewMaker:
         try:
             for _ in range(BLIND_PREVIEW_COUNT):
                 started = self.now()
-                preview_webp(self.pipeline.decode_partial(blank, 0))
+                preview_webp(self.pipeline().decode_partial(blank, 0))
                 self.pacer.timed(self.now() - started, tile_count=1)
         except Exception as error:  # noqa: BLE001 - the jobs then time their first previews
             log.warning("could not time a preview before the first job (%s: %s)",
@@ -197,7 +199,7 @@ class PreviewMaker:
 
     def make_and_post(self, claim, steps_done: int, job_codes, given_up: set[str]) -> None:
         try:
-            webp = preview_webp(self.pipeline.decode_partial(job_codes, steps_done))
+            webp = preview_webp(self.pipeline().decode_partial(job_codes, steps_done))
             self.client().post_preview(claim.job_id, claim.lease, steps_done, webp)
         except Exception as error:  # noqa: BLE001 - a preview must never fail its job
             log.warning("job %s: preview at step %d not posted, no more for this job (%s: %s)",

@@ -12,6 +12,11 @@ What can go wrong, and what happens then:
 - a live preview cannot be made or posted (worker/previews.py): logged once, the job goes on;
 - it is asked to stop while the server is unreachable: it retries for STOP_RETRY_SECONDS, then
   exits, its undelivered results left in the spool for the next start.
+Sharing the GPU (issue 19): after `idle_unload_seconds` without work the model's device memory is
+freed (worker/model_holder.py) and the next batch loads it again; while worker/availability.py
+says to hold (quiet hours, a game running), the batch in hand finishes, then no claim is sent,
+the model is unloaded, and the worker looks again every `hold_check_seconds`. Its state goes to
+the server's queue page (worker/status.py).
 Each tile depends only on its job (minidalle's contract), so batching never changes an image.
 """
 
@@ -25,6 +30,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import defaults, jobs
+from .availability import Availability
 from .backoff import Backoff
 from .client import Claim, QueueClient
 from .errors import (
@@ -37,9 +43,11 @@ from .errors import (
     Unauthorized,
 )
 from .heartbeats import Heartbeats
+from .model_holder import ModelHolder
 from .previews import PREVIEWS_OFF, PreviewMaker, PreviewSetting
 from .ranking import Ranker, ranking_meta
 from .spool import Spool, SpooledResult
+from .status import IDLE, PAUSED, WORKING, StatusReporter
 from .stopping import StopRequests
 
 log = logging.getLogger(__name__)
@@ -60,6 +68,8 @@ class WorkerOptions:
     is_once: bool = False
     stop_retry_seconds: float = defaults.STOP_RETRY_SECONDS  # see defaults.STOP_RETRY_SECONDS
     previews: PreviewSetting = PREVIEWS_OFF  # `dalleq worker` defaults to defaults.PREVIEWS
+    idle_unload_seconds: float = 0.0  # free the model after this long without work; 0: never
+    hold_check_seconds: float = defaults.HOLD_CHECK_SECONDS  # while paused, look again this often
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,44 +91,72 @@ def failure_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"[:defaults.ERROR_MAX_CHARS]
 
 
+def held(model, what: str) -> ModelHolder:
+    return model if isinstance(model, ModelHolder) else ModelHolder.holding(model, what)
+
+
 class Worker:
-    def __init__(self, options: WorkerOptions, pipeline, model: ModelInfo, *,
-                 stop: StopRequests | None = None,
+    def __init__(self, options: WorkerOptions, pipeline: ModelHolder | object, model: ModelInfo,
+                 *, stop: StopRequests | None = None,
                  make_client: Callable[[], QueueClient] | None = None,
-                 ranker: Ranker | None = None):
-        """ranker: scores each job's tiles against its prompt (worker/ranking.py); None: no
-        scores in the results."""
+                 ranker: ModelHolder | Ranker | None = None,
+                 availability: Availability | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        """pipeline: a ModelHolder (unloaded when idle or paused) or a pipeline kept loaded;
+        ranker: scores each job's tiles against its prompt (worker/ranking.py), held the same
+        way; None: no scores in the results. availability: when to hold (None: never).
+        clock: seconds, for the idle time and the state reports."""
         from minidalle.grid import make_grid, png_bytes
         from minidalle.pipeline import GenerationRequest, SamplingParams
 
         self._make_grid, self._png_bytes = make_grid, png_bytes
         self._request_type, self._params_type = GenerationRequest, SamplingParams
         self.options = options
-        self.pipeline = pipeline
+        self.models = held(pipeline, "model")
+        self.rankers = None if ranker is None else held(ranker, "CLIP ranker")
         self.model = model
-        self.ranker = ranker
+        self.availability = availability or Availability()
+        self.clock = clock
+        self.last_work_at = clock()
+        self.paused_reason: str | None = None
         self.stop = stop or StopRequests()
         self.make_client = make_client or (lambda: QueueClient(options.server_url, options.token))
         self.client = self.make_client()
         self.heartbeats = Heartbeats(self.make_client)
         self.spool = Spool(options.spool_dir)
         self.backoff = Backoff()
-        self.previews = PreviewMaker(options.previews, pipeline, lambda: self.client)
+        self.previews = PreviewMaker(options.previews, self.models.get, lambda: self.client)
+        self.status = StatusReporter(lambda: self.client, options.name, [options.model_name],
+                                     clock=clock)
         self.held: dict[str, Claim] = {}
         self.stop_retry_deadline: float | None = None  # time.monotonic(), set at the first
         # outage after a stop: every call shares the one budget
+
+    @property
+    def pipeline(self):
+        return self.models.get()
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> int:
         """Serves the queue until stopped; returns the process exit status."""
         self.heartbeats.start()
         self.previews.calibrate()
-        log.info("worker %s ready: model %s (%s, %s) on %s, batches of up to %d, previews %s",
-                 self.options.name, self.options.model_name, self.model.label, self.model.dtype,
-                 self.model.device, self.options.max_batch, self.options.previews)
+        log.info("worker %s ready: model %s (%s, %s) on %s, batches of up to %d, previews %s, "
+                 "%s%s", self.options.name, self.options.model_name, self.model.label,
+                 self.model.dtype, self.model.device, self.options.max_batch,
+                 self.options.previews, self.availability, self.idle_unload_text())
         try:
             while not self.stop.is_requested:
                 self.spool.prune_orphans(defaults.ORPHAN_KEEP_SECONDS)
+                reason = self.availability.hold_reason()
+                if reason is not None:
+                    self.hold(reason)
+                    if self.options.is_once:
+                        break
+                    continue
+                self.resume_if_paused()
+                self.unload_if_idle()
+                self.status.report(IDLE)
                 try:
                     self.deliver_pending()
                     claims = self.claim_batch()
@@ -177,6 +215,39 @@ class Worker:
             self.heartbeats.hold(claim)
         return claims
 
+    # -- sharing the GPU ----------------------------------------------------------------------
+    def hold(self, reason: str) -> None:
+        """One turn of a pause: no claim, the model unloaded, the state told, a wait."""
+        if reason != self.paused_reason:
+            log.warning("pausing: %s (no new jobs until it ends; looking again every %.0f s)",
+                        reason, self.options.hold_check_seconds)
+            self.paused_reason = reason
+        self.unload_models(reason)
+        self.status.report(PAUSED, reason)
+        if not self.options.is_once:
+            self.stop.sleep(self.options.hold_check_seconds)
+
+    def resume_if_paused(self) -> None:
+        if self.paused_reason is not None:
+            log.warning("resuming: %s is over", self.paused_reason)
+            self.paused_reason = None
+            self.last_work_at = self.clock()  # the idle time starts again from here
+
+    def unload_if_idle(self) -> None:
+        idle_seconds = self.clock() - self.last_work_at
+        if 0 < self.options.idle_unload_seconds <= idle_seconds:
+            self.unload_models(f"idle for {idle_seconds / 60:.0f} min")
+
+    def unload_models(self, why: str) -> None:
+        for holder in (self.models, self.rankers):
+            if holder is not None:
+                holder.unload(why)
+
+    def idle_unload_text(self) -> str:
+        if self.options.idle_unload_seconds <= 0 or not self.models.can_unload:
+            return ""
+        return f", unloads after {self.options.idle_unload_seconds / 60:g} min idle"
+
     def long_poll(self, claim) -> list[Claim]:
         """claim() on a thread of its own, so a stop request needn't wait out the poll.
 
@@ -206,6 +277,13 @@ class Worker:
         return answer["claims"]
 
     def run_batch(self, claims: Sequence[Claim]) -> None:
+        self.status.report(WORKING)
+        try:
+            self.run_claims(claims)
+        finally:
+            self.last_work_at = self.clock()
+
+    def run_claims(self, claims: Sequence[Claim]) -> None:
         to_generate = []
         for claim in claims:
             orphan = self.spool.orphan_for(claim, jobs.fingerprint(claim.job))
@@ -213,8 +291,23 @@ class Worker:
                 log.info("job %s: posting the images made under an earlier lease", claim.job_id)
             else:
                 to_generate.append(claim)
+        if to_generate and not self.load_models(to_generate):
+            to_generate = []
         self.generate(to_generate)
         self.deliver_pending()
+
+    def load_models(self, claims: Sequence[Claim]) -> bool:
+        """Loads the model again if it was unloaded; False (each job failed, out of memory
+        retryable) when it cannot be, e.g. while a game holds the GPU's memory."""
+        try:
+            self.models.get()
+            if self.rankers is not None:
+                self.rankers.get()
+        except Exception as error:  # noqa: BLE001 - the worker lives on to try the next batch
+            for claim in claims:
+                self.report_failure(claim, error)
+            return False
+        return True
 
     # -- generating -------------------------------------------------------------------------
     def generate(self, claims: Sequence[Claim]) -> None:
@@ -259,7 +352,8 @@ class Worker:
             except Exception as error:  # noqa: BLE001
                 self.report_failure(claim, error)
                 continue
-            scoring = ranking_meta(self.ranker, claim.job_id, claim.job["prompt"], images)
+            ranker = None if self.rankers is None else self.rankers.get()
+            scoring = ranking_meta(ranker, claim.job_id, claim.job["prompt"], images)
             try:
                 entry = self.spool_result(claim, images, time.perf_counter() - started,
                                           len(claims), image_count, scoring)
