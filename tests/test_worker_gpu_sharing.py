@@ -343,3 +343,31 @@ def test_up_passes_the_gpu_sharing_flags_on_to_its_worker():
     assert gpu_sharing_arguments(2.5, QuietHours.parse("23:00-07:00"), "steam", True) == [
         "--idle-unload", "2.5", "--quiet-hours", "23:00-07:00", "--yield-to", "steam",
         "--yield-to-gpu"]
+
+
+# -- the real server hears the pause ------------------------------------------------------------
+def test_the_real_server_shows_a_paused_worker_with_its_reason_then_idle(tmp_path, live_server,
+                                                                          jax_numpy):
+    """The worker's state reports and the server's endpoint agree: while `steam` runs the queue
+    page says "paused: GPU busy: steam is running", and after it the worker is idle again."""
+    from worker.model_holder import ModelHolder
+
+    clock = Clock()
+    stop = ClockedStop(clock)
+    page_while_held: list[str] = []
+    script = Scripted([{"steam"}, {"steam"}, set(), set()], stop)
+
+    def running_names():
+        if len(script.answers) == 3:  # the hold's second check: its first report has been sent
+            page_while_held.append(requests.get(live_server.url + "/", timeout=10).text)
+        return script()
+
+    worker = paused_worker(
+        tmp_path, live_server.url,
+        lambda _stop: Availability(yield_to_names="steam", running_names=running_names),
+        ModelHolder(HeldModel, HeldModel()), stop, clock)
+    assert worker.run() == 0
+    assert "paused: GPU busy: steam is running" in page_while_held[0]
+    workers = requests.get(live_server.url + "/api/v1/workers", timeout=10).json()["workers"]
+    assert [(view["worker"], view["status"], view["reason"]) for view in workers] == [
+        ("box", "idle", None)]
