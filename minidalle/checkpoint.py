@@ -8,6 +8,7 @@ requested dtype, and splitting the decoder's stacked layers into the reference's
 
 from __future__ import annotations
 
+import math
 import mmap
 from pathlib import Path
 
@@ -24,6 +25,9 @@ from .msgpack_walk import walk_arrays
 from .quantize import quantize, quantize_layer_by_layer
 
 MODEL_FILE = "flax_model.msgpack"
+# XLA's CPU client aliases a host array this aligned rather than copying it in `jax.device_put`
+# (numpy's own arrays are only 16-byte aligned): so loaded weights are not copied once more.
+DEVICE_PUT_ALIGNMENT_BYTES = 64
 SCANNED_DECODER_LAYERS = "FlaxBartDecoderLayers"
 
 
@@ -135,7 +139,7 @@ def read_checked(folder: Path, expected: dict, kind: str, dtype, is_quantized=No
             raise ValueError(f"{path}: parameter {key} has shape {tuple(array.shape)}, "
                              f"the config expects {tuple(spec.shape)}")
         if is_quantized and is_quantized(key):
-            return quantize_layer_by_layer(array)
+            return quantize_layer_by_layer(array, aligned_empty)
         return cast_array(array, dtype)
 
     params = walk_arrays(path, final_form)
@@ -144,10 +148,20 @@ def read_checked(folder: Path, expected: dict, kind: str, dtype, is_quantized=No
 
 
 def cast_array(array: np.ndarray, dtype) -> np.ndarray:
-    """A copy of one array, floats in dtype (what `cast_floats` does to each leaf)."""
-    if np.issubdtype(array.dtype, np.floating) or array.dtype.kind == "V":
-        return array.astype(np.dtype(dtype))
-    return np.array(array)
+    """A copy of one array, floats in dtype (what `cast_floats` does to each leaf), aligned for
+    `jax.device_put` to alias."""
+    is_float = np.issubdtype(array.dtype, np.floating) or array.dtype.kind == "V"
+    copy = aligned_empty(array.shape, np.dtype(dtype) if is_float else array.dtype)
+    copy[...] = array
+    return copy
+
+
+def aligned_empty(shape: tuple[int, ...], dtype) -> np.ndarray:
+    """An uninitialised array starting on a DEVICE_PUT_ALIGNMENT_BYTES boundary."""
+    byte_count = math.prod(shape) * np.dtype(dtype).itemsize
+    spare = np.empty(byte_count + DEVICE_PUT_ALIGNMENT_BYTES, np.uint8)
+    start = -spare.ctypes.data % DEVICE_PUT_ALIGNMENT_BYTES
+    return spare[start:start + byte_count].view(dtype).reshape(shape)
 
 
 def save_params(folder: Path, params: dict) -> Path:
