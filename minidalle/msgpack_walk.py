@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import mmap
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,11 @@ def walk_arrays(path: Path, convert: Convert) -> dict:
     a quantized kernel), never the view. Raises ValueError for a truncated or malformed file."""
     with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
         walker = _Walker(mapped, str(path), convert)
-        tree, end = walker.value(0, ())
+        try:
+            tree, end = walker.value(0, ())
+        except BaseException as error:  # its frames hold views the mapping cannot close under
+            traceback.clear_frames(error.__traceback__)
+            raise
         if end != len(mapped):
             raise ValueError(f"{path}: {len(mapped) - end} bytes follow the parameter tree")
         if not isinstance(tree, dict):
