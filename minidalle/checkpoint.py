@@ -8,6 +8,7 @@ requested dtype, and splitting the decoder's stacked layers into the reference's
 
 from __future__ import annotations
 
+import math
 import mmap
 from pathlib import Path
 
@@ -20,9 +21,13 @@ from flax.traverse_util import flatten_dict, unflatten_dict
 from .config import INT8, DalleBartConfig
 from .encoder import SCANNED_ENCODER_LAYERS
 from .model import DalleBart
-from .quantize import quantize
+from .msgpack_walk import walk_arrays
+from .quantize import quantize, quantize_layer_by_layer
 
 MODEL_FILE = "flax_model.msgpack"
+# XLA's CPU client aliases a host array this aligned rather than copying it in `jax.device_put`
+# (numpy's own arrays are only 16-byte aligned): so loaded weights are not copied once more.
+DEVICE_PUT_ALIGNMENT_BYTES = 64
 SCANNED_DECODER_LAYERS = "FlaxBartDecoderLayers"
 
 
@@ -35,7 +40,8 @@ def abstract_params(config: DalleBartConfig) -> dict:
 
 
 def read_msgpack(path: Path) -> dict:
-    """Restore a flax-msgpack file through a memory map, so mega's 10 GB are not read twice."""
+    """The whole flax-msgpack file as a tree of arrays (flax restores a copy of each): for tools
+    and tests that edit a checkpoint; loading goes through `read_checked`, which streams."""
     with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
         return serialization.msgpack_restore(mapped)
 
@@ -71,10 +77,27 @@ def cast_floats(params, dtype):
 
 def load_params(folder: Path, config: DalleBartConfig) -> dict:
     """`folder/flax_model.msgpack`, checked against config and cast to config.dtype (numpy); with
-    `config.weight_dtype` int8, the dense kernels quantized from the file's floats."""
-    params = read_checked(folder, abstract_params(config), "DalleBart", config.dtype,
-                          keep_float=config.weight_dtype == INT8 and is_kernel)
-    return quantize_kernels(params) if config.weight_dtype == INT8 else params
+    `config.weight_dtype` int8, the dense kernels quantized from the file's floats. Streamed: the
+    host needs about the final weights plus one tensor of the file (bench/bench_load_memory.py)."""
+    return read_checked(folder, abstract_params(config), "DalleBart", config.dtype,
+                        is_quantized=config.weight_dtype == INT8 and is_kernel)
+
+
+def load_params_whole(folder: Path, config: DalleBartConfig) -> dict:
+    """What `load_params` returns, the way it was first built: flax restores the whole file,
+    then it is cast (or quantized). Kept as the reference the streamed reader is tested
+    against and as the baseline of bench/bench_load_memory.py; needs the file's size in copies
+    beside the result."""
+    expected = abstract_params(config)
+    path = checkpoint_path(folder, "DalleBart")
+    params = read_msgpack(path)
+    check_tree(params, expected, str(path))
+    kept = flatten_dict(keep_expected(params, expected), sep="/")
+    is_quantized = config.weight_dtype == INT8
+    cast = unflatten_dict({key: value if is_quantized and is_kernel(key)
+                           else cast_floats(value, config.dtype) for key, value in kept.items()},
+                          sep="/")
+    return quantize_kernels(cast) if is_quantized else cast
 
 
 def is_kernel(key: str) -> bool:
@@ -90,18 +113,55 @@ def quantize_kernels(params: dict) -> dict:
                            for key, value in flat.items()}, sep="/")
 
 
-def read_checked(folder: Path, expected: dict, kind: str, dtype, keep_float=None) -> dict:
-    """`folder/flax_model.msgpack` checked against the `expected` tree of shapes, keeping only
-    what it names, floats cast to dtype (numpy); `kind` names the model in the error.
-    keep_float(key): the leaves left in the file's dtype (for a later quantize)."""
+def checkpoint_path(folder: Path, kind: str) -> Path:
     path = Path(folder) / MODEL_FILE
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: is {folder} a {kind} checkpoint?")
-    params = read_msgpack(path)
+    return path
+
+
+def read_checked(folder: Path, expected: dict, kind: str, dtype, is_quantized=None) -> dict:
+    """`folder/flax_model.msgpack` checked against the `expected` tree of shapes, keeping only
+    what it names, floats cast to dtype (numpy); `kind` names the model in the error.
+    is_quantized(key): the leaves quantized to int8 (`quantize.Int8Kernel`) instead.
+
+    Each tensor takes its final form as it is read (`msgpack_walk`), one layer at a time for a
+    quantized stack, so the file's floats are never all in memory at once."""
+    path = checkpoint_path(folder, kind)
+    spec_from_key = flatten_dict(expected, sep="/")
+
+    def final_form(keys: tuple[str, ...], array: np.ndarray):
+        key = "/".join(keys)
+        spec = spec_from_key.get(key)
+        if spec is None:
+            return None  # not a parameter of the model: ignored, as check_tree does
+        if tuple(array.shape) != tuple(spec.shape):
+            raise ValueError(f"{path}: parameter {key} has shape {tuple(array.shape)}, "
+                             f"the config expects {tuple(spec.shape)}")
+        if is_quantized and is_quantized(key):
+            return quantize_layer_by_layer(array, aligned_empty)
+        return cast_array(array, dtype)
+
+    params = walk_arrays(path, final_form)
     check_tree(params, expected, str(path))
-    kept = flatten_dict(keep_expected(params, expected), sep="/")
-    return unflatten_dict({key: value if keep_float and keep_float(key)
-                           else cast_floats(value, dtype) for key, value in kept.items()}, sep="/")
+    return params
+
+
+def cast_array(array: np.ndarray, dtype) -> np.ndarray:
+    """A copy of one array, floats in dtype (what `cast_floats` does to each leaf), aligned for
+    `jax.device_put` to alias."""
+    is_float = np.issubdtype(array.dtype, np.floating) or array.dtype.kind == "V"
+    copy = aligned_empty(array.shape, np.dtype(dtype) if is_float else array.dtype)
+    copy[...] = array
+    return copy
+
+
+def aligned_empty(shape: tuple[int, ...], dtype) -> np.ndarray:
+    """An uninitialised array starting on a DEVICE_PUT_ALIGNMENT_BYTES boundary."""
+    byte_count = math.prod(shape) * np.dtype(dtype).itemsize
+    spare = np.empty(byte_count + DEVICE_PUT_ALIGNMENT_BYTES, np.uint8)
+    start = -spare.ctypes.data % DEVICE_PUT_ALIGNMENT_BYTES
+    return spare[start:start + byte_count].view(dtype).reshape(shape)
 
 
 def save_params(folder: Path, params: dict) -> Path:

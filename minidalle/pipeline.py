@@ -118,11 +118,19 @@ class Pipeline:
                     backend: str | Backend = "auto", model_dir: Path | None = None) -> Pipeline:
         """From weights in memory (numpy, published layout, already in config.dtype). Without a
         tokenizer, prompts must be token ids."""
+        config, params = cls.ready_weights(config, params, backend)
+        return cls(config, params, vqgan_config, jax.device_put(vqgan_params), tokenizer,
+                   model_dir)
+
+    @staticmethod
+    def ready_weights(config: DalleBartConfig, params: dict,
+                      backend: str | Backend = "auto") -> tuple[DalleBartConfig, dict]:
+        """(config, weights) as `backend` runs them, on the device: the transformer's part of
+        `from_params` (bench/bench_load_memory.py measures the host memory it takes)."""
         if isinstance(backend, str):
             backend = backend_named(backend)
         config, params = backend.prepare(config, unscan_layers(params, config))
-        return cls(config, jax.device_put(params), vqgan_config, jax.device_put(vqgan_params),
-                   tokenizer, model_dir)
+        return config, jax.device_put(params)
 
     def encode(self, prompt) -> EncodedPrompt:
         """Text (normalised and tokenized) or ids [Te] (used as given, padded with <pad>)."""
