@@ -71,15 +71,18 @@ def machine_limits() -> dict:
             "backend": jax.default_backend(), "device": str(jax.devices()[0])}
 
 
-def step_cost(config, rows: int, weight_bytes: int) -> tuple[float, float]:
-    """Bytes read and flops of one decode step for `rows` decoder rows (KV cache at half length)."""
+def step_cost(config, rows: int, weight_bytes: int, cache_bytes: int | None = None
+              ) -> tuple[float, float]:
+    """Bytes read and flops of one decode step for `rows` decoder rows (KV cache at half length);
+    the KV cache's bytes per value are the weights' unless given (int8 weights: a bf16 cache)."""
+    cache_bytes = weight_bytes if cache_bytes is None else cache_bytes
     d, f, layers = config.d_model, config.decoder_ffn_dim, config.decoder_layers
     per_layer = 4 * d * d + 2 * d * d + 3 * d * f  # self q,k,v,out; cross q,out; GLU (cross k/v cached)
     weights = layers * per_layer + d * config.image_token_count
-    cache_bytes = rows * layers * 2 * (config.image_length // 2) * d * weight_bytes
-    cross_bytes = rows * layers * 2 * config.max_text_length * d * weight_bytes
+    cache = rows * layers * 2 * (config.image_length // 2) * d * cache_bytes
+    cross = rows * layers * 2 * config.max_text_length * d * cache_bytes
     flops = 2 * rows * weights + rows * layers * 4 * d * (config.image_length // 2 + 64)
-    return weights * weight_bytes + cache_bytes + cross_bytes, flops
+    return weights * weight_bytes + cache + cross, flops
 
 
 def child_ours(args) -> dict:
@@ -87,14 +90,17 @@ def child_ours(args) -> dict:
     import jax
     import numpy as np
 
-    from minidalle.checkpoint import cast_floats
-    from minidalle.config import DalleBartConfig
+    from minidalle.checkpoint import cast_floats, quantize_kernels
+    from minidalle.config import DalleBartConfig, runtime_dtypes
     from minidalle.pipeline import Pipeline
     from minidalle.random_weights import random_params, random_vqgan_params
     from minidalle.vqgan import VQGANConfig
 
-    config = DalleBartConfig(**SHAPES[args.shape]).replace(dtype=args.dtype)
+    config = DalleBartConfig(**SHAPES[args.shape]).replace(
+        **runtime_dtypes(args.dtype, jax.default_backend()))
     params = cast_floats(random_params(config, SEED), config.dtype)
+    if config.weight_dtype is not None:  # int8: the dense kernels quantized, as load_params does
+        params = quantize_kernels(params)
     vqgan_config = VQGANConfig()
     pipeline = Pipeline.from_params(config, params, vqgan_config,
                                     random_vqgan_params(vqgan_config, SEED),
@@ -113,7 +119,9 @@ def child_ours(args) -> dict:
     # the pipeline's own peak, before the limit probes allocate their 1 GiB
     peak_rss_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     rows = 2 * n  # super-conditioning: conditional and unconditional rows
-    step_bytes, step_flops = step_cost(config, rows, np.dtype(config.dtype).itemsize)
+    step_bytes, step_flops = step_cost(config, rows, np.dtype(config.weight_dtype or config.dtype)
+                                       .itemsize, np.dtype(config.cache_dtype or config.dtype)
+                                       .itemsize)
     steps = config.image_length
     cost = {"bytes_per_run": steps * step_bytes, "flops_per_run": steps * step_flops}
 
@@ -187,7 +195,7 @@ def run_configuration(args, arguments: list[str]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shape", choices=sorted(SHAPES), default="mini")
-    parser.add_argument("--dtype", action="append", choices=["fp32", "bf16", "fp16"],
+    parser.add_argument("--dtype", action="append", choices=["fp32", "bf16", "fp16", "int8"],
                         help="repeatable; default fp32 and bf16")
     parser.add_argument("--grid", type=int, default=2, help="side of the grid run (default 2)")
     parser.add_argument("--repeats", type=int, default=3,
