@@ -10,7 +10,8 @@ For each prompt it prints, int8 against bf16 (and each against fp32):
 - the share of identical greedy tokens (top-k 1, super-conditioning on, 256 steps): a token that
   differs changes every later step's input, so this counts from the first divergence on too;
 - the mean absolute error of the teacher-forced logits (the uncached model fed the fp32 greedy
-  tokens, so every dtype sees the same inputs), beside the fp32 logits' standard deviation;
+  tokens, so every dtype sees the same inputs), beside the fp32 logits' standard deviation, and
+  the share of steps whose argmax agrees on those same inputs (no divergence compounds there);
 - the PSNR of the decoded images (same fp32 VQGAN), in dB.
 Random weights make near-flat logits, where greedy decoding is far more fragile than on trained
 weights; the figures are a floor on what int8 keeps, not a forecast for real weights.
@@ -82,6 +83,19 @@ def measure(model_dir: Path, prompts) -> dict:
     return runs
 
 
+def compare(runs: dict, logits: dict, index: int, ours: str, theirs: str) -> dict:
+    """One prompt's figures for dtype `ours` against `theirs`."""
+    same = runs[ours]["codes"][index] == runs[theirs]["codes"][index]
+    return {
+        "same_tokens": float(same.mean()),
+        "first_difference": int(np.argmin(same)) if not same.all() else len(same),
+        "same_argmax": float(np.mean(logits[ours].argmax(-1) == logits[theirs].argmax(-1))),
+        "logit_error": float(np.abs(logits[ours] - logits[theirs]).mean()),
+        "logit_std": float(logits["fp32"].std()),
+        "psnr": psnr(runs[ours]["images"][index], runs[theirs]["images"][index]),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shape", choices=["tiny", "mini"], default="mini")
@@ -99,24 +113,18 @@ def main() -> None:
             logits = {dtype: teacher_forced_logits(model_dir, runs["fp32"]["pipeline"], dtype,
                                                    prompt, reference_codes)
                       for dtype in DTYPES}
-            for ours, theirs in rows:
-                same = runs[ours]["codes"][index] == runs[theirs]["codes"][index]
-                first_difference = int(np.argmin(same)) if not same.all() else len(same)
-                rows[ours, theirs].append({
-                    "same_tokens": float(same.mean()),
-                    "first_difference": first_difference,
-                    "logit_error": float(np.abs(logits[ours] - logits[theirs]).mean()),
-                    "logit_std": float(logits["fp32"].std()),
-                    "psnr": psnr(runs[ours]["images"][index], runs[theirs]["images"][index]),
-                })
-        print(f"\n{'':14} {'same greedy tokens':>19} {'first differing step':>21} "
-              f"{'mean |logit error|':>19} {'(fp32 logit std)':>17} {'image PSNR':>11}")
+            for (ours, theirs), found in rows.items():
+                found.append(compare(runs, logits, index, ours, theirs))
+        print(f"\n{'':14} {'same greedy':>11} {'first differing':>15} {'same argmax,':>12} "
+              f"{'mean |logit':>11} {'(fp32 logit':>11} {'image':>8}")
+        print(f"{'':14} {'tokens':>11} {'step':>15} {'same inputs':>12} {'error|':>11} "
+              f"{'std)':>11} {'PSNR':>8}")
         for (ours, theirs), found in rows.items():
-            def median(key):
-                return statistics.median(row[key] for row in found)
-            print(f"{ours} vs {theirs}:  {median('same_tokens'):>18.1%} "
-                  f"{median('first_difference'):>21.0f} {median('logit_error'):>19.5f} "
-                  f"{median('logit_std'):>17.5f} {median('psnr'):>9.1f} dB")
+            medians = {key: statistics.median(row[key] for row in found) for key in found[0]}
+            print(f"{ours} vs {theirs}:  {medians['same_tokens']:>11.1%} "
+                  f"{medians['first_difference']:>15.0f} {medians['same_argmax']:>12.1%} "
+                  f"{medians['logit_error']:>11.5f} {medians['logit_std']:>11.5f} "
+                  f"{medians['psnr']:>5.1f} dB")
         print(f"(medians over {len(prompts)} prompts, one greedy image each)")
 
 

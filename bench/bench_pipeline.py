@@ -17,7 +17,7 @@ in a subprocess of its own so peak memory is its own, generates one image and a 
 - one image through min-dalle (PyPI, PyTorch) on the same random weights, and the ratio.
 With `--through-loader` each shape's random weights are written once as a checkpoint (in a
 process of their own, while the configurations before them run) and every configuration loads
-them through `Pipeline.load`, as the worker does; int8 needs it. `--grid-only` runs only the grids
+them through `Pipeline.load`, as the worker does. `--grid-only` runs only the grids
 and prints bench/gpu.sh's table: images/s, s/grid, peak device memory, share of the bandwidth.
 Token ids are fed directly (the random model has no tokenizer); prompts don't change the cost.
 """
@@ -127,8 +127,10 @@ def child_write_checkpoint(args) -> None:
 
 def load_pipeline(args):
     """The pipeline from the shape's checkpoint through the real loader, or built in memory."""
-    from minidalle.checkpoint import cast_floats
-    from minidalle.config import DalleBartConfig
+    import jax
+
+    from minidalle.checkpoint import cast_floats, quantize_kernels
+    from minidalle.config import DalleBartConfig, runtime_dtypes
     from minidalle.pipeline import Pipeline
     from minidalle.random_weights import random_params, random_vqgan_params
 
@@ -136,8 +138,11 @@ def load_pipeline(args):
     if args.checkpoint:  # no persistent compilation cache: the compile time is the real one
         return Pipeline.load(args.checkpoint, dtype=args.dtype, compilation_cache_dir=False,
                              backend=backend)
-    config = DalleBartConfig(**SHAPES[args.shape]).replace(dtype=args.dtype)
+    config = DalleBartConfig(**SHAPES[args.shape]).replace(
+        **runtime_dtypes(args.dtype, jax.default_backend()))
     params = cast_floats(random_params(config, SEED), config.dtype)
+    if config.weight_dtype is not None:  # int8: the dense kernels quantized, as load_params does
+        params = quantize_kernels(params)
     vqgan_config = vqgan_config_for(args.shape)
     return Pipeline.from_params(config, params, vqgan_config,
                                 random_vqgan_params(vqgan_config, SEED), backend=backend)
@@ -344,7 +349,7 @@ def main() -> None:
     parser.add_argument("--shape", action="append", choices=sorted(SHAPES),
                         help="repeatable; default mini")
     parser.add_argument("--dtype", action="append", choices=DTYPES,
-                        help="repeatable; default fp32 and bf16 (int8 needs --through-loader)")
+                        help="repeatable; default fp32 and bf16")
     parser.add_argument("--grid", type=int, default=2, help="side of the grid run (default 2)")
     parser.add_argument("--grid-only", action="store_true",
                         help="run only the grids and print the GPU table (bench/gpu.sh)")
@@ -375,8 +380,6 @@ def main() -> None:
         print(json.dumps(child_ours(args)))
         return
     dtypes = args.dtype or ["fp32", "bf16"]
-    if "int8" in dtypes and not args.through_loader:
-        parser.error("--dtype int8 loads through the checkpoint loader: add --through-loader")
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-", dir=args.scratch) as scratch:
         results = run_all(args, shapes, dtypes, Path(scratch))
     print(f"machine: {os.cpu_count()} cores, backend {results[0]['backend']} "

@@ -9,7 +9,7 @@ allocation), so any config counts exactly, mega included. Per step, for `rows` d
 - with weight-only int8, one fp32 scale per output column of each of those kernels;
 - the norms' scales and biases, at the activation dtype's bytes;
 - the KV cache at half length and the cached cross-attention keys and values, per row, at the
-  activation dtype's bytes.
+  cache dtype's bytes (bf16 for int8).
 """
 
 from __future__ import annotations
@@ -26,22 +26,24 @@ CROSS_ATTENTION = "FlaxBartAttention_1"  # the decoder layer's second attention 
 
 @dataclasses.dataclass(frozen=True)
 class WeightBytes:
-    """Bytes per kernel weight, per output column's scale, and per activation (and cache) value."""
+    """Bytes per kernel weight, per output column's scale, per activation and per KV-cache value."""
 
     kernel: int
     column_scale: int
     activation: int
+    cache: int
 
     @classmethod
     def for_dtype(cls, name: str, backend: str) -> WeightBytes:
         """fp32/bf16/fp16: everything in that dtype. int8: 1-byte kernels, fp32 column scales,
-        activations bf16 on an accelerator and fp32 on a CPU (the int8 path's contract)."""
+        activations bf16 on an accelerator and fp32 on a CPU, a bf16 KV cache
+        (config.runtime_dtypes)."""
         if name == "int8":
-            return cls(1, INT8_SCALE_BYTES, 4 if backend == "cpu" else 2)
+            return cls(1, INT8_SCALE_BYTES, 4 if backend == "cpu" else 2, 2)
         from minidalle.config import dtype_from_name
 
         itemsize = np.dtype(dtype_from_name(name)).itemsize
-        return cls(itemsize, 0, itemsize)
+        return cls(itemsize, 0, itemsize, itemsize)
 
 
 def is_streamed_kernel(key: str) -> bool:
@@ -80,4 +82,4 @@ def step_cost(config, rows: int, weight_bytes: WeightBytes,
     cross_values = rows * layers * 2 * config.max_text_length * d
     flops = (2 * rows * counts["kernel_weights"]
              + rows * layers * 4 * d * (config.image_length // 2 + 64))
-    return weights + (cache_values + cross_values) * weight_bytes.activation, flops
+    return weights + (cache_values + cross_values) * weight_bytes.cache, flops

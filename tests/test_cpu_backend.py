@@ -5,12 +5,15 @@ import numpy as np
 import pytest
 
 jax = pytest.importorskip("jax")
+import jax.numpy as jnp
 
 from minidalle.blocks import GLU, FlaxBartAttention
 from minidalle.config import DalleBartConfig
 from minidalle.cpu import CPU_KERNELS, build, loop_compiler_options
 from minidalle.cpu.packing import pack_for_cpu
 from minidalle.pipeline import Pipeline
+from minidalle.quantize import is_int8
+from tests.conftest import load_on
 
 pytestmark = pytest.mark.usefixtures("cpu_kernels")
 
@@ -82,3 +85,36 @@ def test_the_token_loop_is_compiled_without_ynnpack(tiny_checkpoint, tiny_pipeli
     pipeline.generate_tokens(PROMPT, seed=1, n=1)
     assert any("ynn_fusion" in text for text in plain) == has_ynnpack  # what the option removes
     assert compiled and not any("ynn_fusion" in text for text in compiled)
+
+
+def test_int8_pipeline_streams_int8_panels_with_fp32_activations_and_a_bf16_cache(
+        request, tiny_checkpoint, jax_cache_dir):
+    pipeline = load_on("cpu", request, tiny_checkpoint, dtype="int8",
+                       compilation_cache_dir=jax_cache_dir)
+    layer = pipeline.params["model"]["decoder"]["layers"]["FlaxBartDecoderLayer_0"]
+    encoder_layer = pipeline.params["model"]["encoder"]["layers"]["FlaxBartEncoderLayer_0"]
+    for kernel in (layer["GLU_0"]["Dense_0"]["kernel"], encoder_layer["GLU_0"]["Dense_0"]["kernel"],
+                   pipeline.params["lm_head"]["kernel"]):
+        assert is_int8(kernel) and kernel.values.dtype == np.int8 and kernel.values.ndim == 3
+        assert kernel.scales.dtype == np.float32
+    assert pipeline.config.dtype == np.float32 and pipeline.config.cache_dtype == jnp.bfloat16
+    first = pipeline.generate_tokens(PROMPT, seed=2, n=1)
+    np.testing.assert_array_equal(pipeline.generate_tokens(PROMPT, seed=2, n=1), first)
+
+
+def test_int8_on_the_cpu_kernels_gives_the_plain_backends_greedy_tokens(tiny_checkpoint,
+                                                                          tiny_pipeline):
+    """The same int8 weights, the same tokens. With an fp32 KV cache: the plain backend's
+    attention over a bf16 cache rounds its probabilities to bf16 (`Backend.attend`) and the CPU
+    kernel's does not, so with a bf16 cache greedy tokens part on any weights, int8 or not."""
+    from minidalle.checkpoint import load_params
+
+    config = DalleBartConfig.load(tiny_checkpoint).replace(dtype="fp32", weight_dtype="int8")
+    codes = {}
+    for backend in ("xla", "cpu"):
+        pipeline = Pipeline.from_params(config, load_params(tiny_checkpoint, config),
+                                        tiny_pipeline.vqgan_config, tiny_pipeline.vqgan_params,
+                                        tiny_pipeline.tokenizer, backend=backend)
+        assert pipeline.config.backend.name == backend
+        codes[backend] = pipeline.generate_tokens([PROMPT, "a cat"], seed=2, n=2, top_k=1)
+    np.testing.assert_array_equal(codes["cpu"], codes["xla"])

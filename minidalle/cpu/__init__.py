@@ -7,6 +7,7 @@ them at a fraction of that for the few rows a step has, so this backend
 - attends over only the filled positions of the KV cache (`attention`), which it keeps in bf16
   bit patterns when bf16 (`kv_cache`);
 - compiles the token loop without YNNPACK.
+Weight-only int8 (`quantize.Int8Kernel`) packs and streams its int8 values the same way.
 Everything here computes what the plain backend computes, up to float rounding; bench/README.md
 has the measured gains. Where the kernels cannot run (no compiler, no AVX2, fp16 weights),
 `prepare` leaves the model on the plain backend.
@@ -20,6 +21,7 @@ import jax
 import numpy as np
 
 from ..backend import Backend
+from ..config import INT8
 from . import attention, build, kv_cache, matmul
 from .packing import pack_for_cpu
 
@@ -43,15 +45,18 @@ class CpuKernels(Backend):
     name = "cpu"
 
     def prepare(self, config, params: dict):
-        """Packed weights, fp32 activations and a KV cache in the weights' dtype.
+        """Packed weights, fp32 activations and a KV cache in the weights' dtype, or in the
+        config's cache_dtype where it names one (int8 weights: a bf16 KV cache).
 
-        A CPU has no bf16 arithmetic: XLA emulates it op by op. The kernels read bf16 weights and
-        KV cache (half the bytes, the point of bf16 here) and compute in fp32 anyway, so the
-        activations stay fp32."""
-        if (np.dtype(config.dtype) not in matmul.PACKABLE_DTYPES or config.weight_dtype is not None
+        A CPU has no bf16 arithmetic: XLA emulates it op by op. The kernels read bf16 or int8
+        weights and a bf16 KV cache (half the bytes or less, the point of them here) and compute
+        in fp32 anyway, so the activations stay fp32."""
+        weights_packable = config.weight_dtype is None or config.weight_dtype == INT8
+        if (np.dtype(config.dtype) not in matmul.PACKABLE_DTYPES or not weights_packable
                 or not build.ensure_registered()):
             return config, params
-        config = config.replace(dtype="fp32", cache_dtype=config.dtype, backend=self)
+        cache_dtype = config.dtype if config.cache_dtype is None else config.cache_dtype
+        config = config.replace(dtype="fp32", cache_dtype=cache_dtype, backend=self)
         return config, pack_for_cpu(params)
 
     def dense(self, x, kernels, features, dtype) -> list:

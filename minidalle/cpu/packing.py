@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .huge_pages import HugePageArena
-from .matmul import pack, packed_shape
+from .matmul import pack, packed_shape, storage_dtype
 
 
 def dense_kernels(tree: dict):
@@ -21,13 +21,13 @@ def dense_kernels(tree: dict):
 
 def pack_for_cpu(params: dict) -> dict:
     """The unscanned model tree (`checkpoint.unscan_layers`) with every dense kernel and the
-    lm_head packed.
+    lm_head packed (an Int8Kernel's values packed, its scales kept).
 
     Every other weight (embeddings, norms, biases) becomes fp32, the activations' dtype beside
     the kernels: XLA would otherwise convert them on every call, and for bf16 that meant all
     16385 rows of the image-token embedding in each chunk of steps to read a few."""
     every_kernel = [*dense_kernels(params["model"]), params["lm_head"]["kernel"]]
-    arena = HugePageArena.for_arrays((packed_shape(kernel.shape), kernel.dtype)
+    arena = HugePageArena.for_arrays((packed_shape(kernel.shape), storage_dtype(kernel))
                                      for kernel in every_kernel)
 
     def prepare(tree):

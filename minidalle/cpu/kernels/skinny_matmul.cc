@@ -15,8 +15,10 @@
 // they prefetch the next block as they go, so memory keeps streaming during the passes that read
 // from L2. Panels are split between the threads of a crew that stays awake between calls
 // (crew.h). One call may take several matrices of the same x (a layer's q, k and v): their
-// panels are shared out as one list. Weights are fp32 or bf16 (bf16 → fp32 is a shift or a mask,
-// see Load16).
+// panels are shared out as one list. Weights are fp32, bf16 (bf16 → fp32 is a shift or a mask,
+// see Load16) or int8 (weight-only int8, minidalle/quantize.py: each 8 bytes widened to 8 fp32
+// by two instructions; the per-column scales are applied after the call, in JAX). Accumulators
+// are fp32 whatever the weights: int8 values are exact in fp32, so x·Q is the fp32 product.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -32,7 +34,10 @@ namespace ffi = xla::ffi;
 namespace {
 
 constexpr int64_t kPanel = 48;       // output columns per panel: 6 AVX2 registers
-constexpr int64_t kBlockK = 512;     // k values per block: 512 × 48 × 4 B = 96 KiB
+// k values per block: 512 × 48 × 4 B = 96 KiB of fp32, 48 KiB of bf16, 24 KiB of int8. In k, not
+// bytes: the block is what the passes reuse from cache, and a smaller one only costs the y loads
+// and stores between blocks (48 floats a row per 512 k). The prefetch distances below are bytes.
+constexpr int64_t kBlockK = 512;
 
 // Columns [0, 16) from p of one panel row, as two fp32 vectors.
 inline void Load16(const float* p, __m256& low, __m256& high) {
@@ -48,12 +53,29 @@ inline void Load16(const uint16_t* p, __m256& low, __m256& high) {
   high = _mm256_castsi256_ps(_mm256_and_si256(words, _mm256_set1_epi32(0xFFFF0000u)));
 }
 
+// int8 panels are packed in column order: 8 bytes sign-extended to 8 int32 (the load is folded
+// into vpmovsxbd) and converted to fp32, exactly.
+inline __m256 Load8(const int8_t* p) {
+  return _mm256_cvtepi32_ps(
+      _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
+inline void Load16(const int8_t* p, __m256& low, __m256& high) {
+  low = Load8(p);
+  high = Load8(p + 8);
+}
+
 // Columns [24·kHalf, 24·kHalf + 24) of one panel row as three fp32 vectors.
 template <int kHalf>
 inline void Load24(const float* p, __m256& v0, __m256& v1, __m256& v2) {
   v0 = _mm256_loadu_ps(p + 24 * kHalf);
   v1 = _mm256_loadu_ps(p + 24 * kHalf + 8);
   v2 = _mm256_loadu_ps(p + 24 * kHalf + 16);
+}
+template <int kHalf>
+inline void Load24(const int8_t* p, __m256& v0, __m256& v1, __m256& v2) {
+  v0 = Load8(p + 24 * kHalf);
+  v1 = Load8(p + 24 * kHalf + 8);
+  v2 = Load8(p + 24 * kHalf + 16);
 }
 // The same for interleaved bf16: the left half is group 0 and group 1's low halves, the right
 // half group 1's high halves and group 2.
@@ -79,7 +101,8 @@ constexpr int64_t kStreamAheadBytes = 4096;
 constexpr int64_t kStreamAheadBytes512 = 2048;
 
 // The lines of the panel row `ahead_bytes` past w, into L1: how the only pass over a block keeps
-// the stream ahead of it coming.
+// the stream ahead of it coming. An int8 row (48 B) may end in the next line; the next row's
+// prefetch covers that line, as rows start every 48 B and lines are 64.
 template <typename W>
 inline void PrefetchRowAhead(const W* w, int64_t ahead_bytes) {
   const char* ahead = reinterpret_cast<const char*>(w) + ahead_bytes;
@@ -211,6 +234,17 @@ inline void Load48(const uint16_t* p, __m512& v0, __m512& v1, __m512& v2) {
   const __m512i last = _mm512_cvtepu16_epi32(_mm256_loadu_si256(
       reinterpret_cast<const __m256i*>(p + 32)));
   v2 = _mm512_castsi512_ps(_mm512_slli_epi32(last, 16));
+}
+
+// int8, in column order like fp32 (so LoadY/StoreY's plain order): 16 bytes per vector.
+inline __m512 Load16x(const int8_t* p) {
+  return _mm512_cvtepi32_ps(
+      _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+}
+inline void Load48(const int8_t* p, __m512& v0, __m512& v1, __m512& v2) {
+  v0 = Load16x(p);
+  v1 = Load16x(p + 16);
+  v2 = Load16x(p + 32);
 }
 
 // Lane l of v2 (bf16) holds column 32 + LaneColumns()[l]; permuting by ColumnLanes() undoes it.
@@ -460,8 +494,11 @@ ffi::Error SkinnyMatmulImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
       return Run<float>(dtype, pool, x, packed, outputs);
     case ffi::DataType::BF16:
       return Run<uint16_t>(dtype, pool, x, packed, outputs);
+    case ffi::DataType::S8:
+      return Run<int8_t>(dtype, pool, x, packed, outputs);
     default:
-      return ffi::Error::InvalidArgument("skinny_matmul: packed weights must be f32 or bf16");
+      return ffi::Error::InvalidArgument(
+          "skinny_matmul: packed weights must be f32, bf16 or s8");
   }
 }
 
