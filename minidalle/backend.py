@@ -43,15 +43,17 @@ class Backend:
 
     def attend(self, queries, keys, values, is_visible, scale: float, visible_count=None):
         """Softmax attention. queries [B,H,Tq,D], keys/values [B,H,Tk,D] (head-major, so neither
-        product transposes the KV cache), is_visible bool broadcastable to [B,1,Tq,Tk]; logits
-        and softmax in fp32 whatever the weights. visible_count: set for one decode step, where
+        product transposes the KV cache), is_visible bool broadcastable to [B,1,Tq,Tk]; logits,
+        softmax and probabilities in fp32 whatever the weights (the CPU kernels do the same, so
+        both backends sample the same tokens from a bf16 cache). visible_count: set for one decode step, where
         is_visible is exactly "key position < visible_count" (an int, or one per row), so a
         backend may read only those positions. Returns [B,H,Tq,D]."""
         keys, values = self.readable(keys), self.readable(values)
         logits = jnp.einsum("bhqd,bhkd->bhqk", queries, keys, preferred_element_type=jnp.float32)
         logits = jnp.where(is_visible, logits * scale, jnp.finfo(jnp.float32).min)
-        probs = jax.nn.softmax(logits, axis=-1).astype(values.dtype)
-        return jnp.einsum("bhqk,bhkd->bhqd", probs, values)
+        probs = jax.nn.softmax(logits, axis=-1)
+        out = jnp.einsum("bhqk,bhkd->bhqd", probs, values.astype(jnp.float32))
+        return out.astype(queries.dtype)
 
     def cache_zeros(self, shape, dtype) -> jax.Array:
         """An empty KV cache of shape [..., S, D] for values of dtype."""
