@@ -44,10 +44,10 @@ class Backend:
     def attend(self, queries, keys, values, is_visible, scale: float, visible_count=None):
         """Softmax attention. queries [B,H,Tq,D], keys/values [B,H,Tk,D] (head-major, so neither
         product transposes the KV cache), is_visible bool broadcastable to [B,1,Tq,Tk]; logits,
-        softmax and probabilities in fp32 whatever the weights (the CPU kernels do the same, so
-        both backends sample the same tokens from a bf16 cache). visible_count: set for one decode step, where
-        is_visible is exactly "key position < visible_count" (an int, or one per row), so a
-        backend may read only those positions. Returns [B,H,Tq,D]."""
+        softmax and probabilities in fp32 whatever the weights (as in the CPU kernels, so both
+        backends sample the same tokens from a bf16 cache). visible_count: set for one decode
+        step, where is_visible is exactly "key position < visible_count" (an int, or one per
+        row), so a backend may read only those positions. Returns [B,H,Tq,D]."""
         keys, values = self.readable(keys), self.readable(values)
         logits = jnp.einsum("bhqd,bhkd->bhqk", queries, keys, preferred_element_type=jnp.float32)
         logits = jnp.where(is_visible, logits * scale, jnp.finfo(jnp.float32).min)
