@@ -12,7 +12,10 @@ For each prompt it prints, int8 against bf16 (and each against fp32):
 - the mean absolute error of the teacher-forced logits (the uncached model fed the fp32 greedy
   tokens, so every dtype sees the same inputs), beside the fp32 logits' standard deviation, and
   the share of steps whose argmax agrees on those same inputs (no divergence compounds there);
-- the PSNR of the decoded images (same fp32 VQGAN), in dB.
+- the PSNR of the decoded images (same fp32 VQGAN), in dB: of the greedy images, and of the
+  teacher-forced argmax tokens' images (same inputs again); a last row gives the PSNR of two
+  unrelated images (the bf16 greedy images of two different prompts), the level that means
+  "nothing in common".
 Random weights make near-flat logits, where greedy decoding is far more fragile than on trained
 weights; the figures are a floor on what int8 keeps, not a forecast for real weights.
 """
@@ -83,7 +86,8 @@ def measure(model_dir: Path, prompts) -> dict:
     return runs
 
 
-def compare(runs: dict, logits: dict, index: int, ours: str, theirs: str) -> dict:
+def compare(runs: dict, logits: dict, forced_images: dict, index: int, ours: str,
+            theirs: str) -> dict:
     """One prompt's figures for dtype `ours` against `theirs`."""
     same = runs[ours]["codes"][index] == runs[theirs]["codes"][index]
     return {
@@ -93,7 +97,14 @@ def compare(runs: dict, logits: dict, index: int, ours: str, theirs: str) -> dic
         "logit_error": float(np.abs(logits[ours] - logits[theirs]).mean()),
         "logit_std": float(logits["fp32"].std()),
         "psnr": psnr(runs[ours]["images"][index], runs[theirs]["images"][index]),
+        "forced_psnr": psnr(forced_images[ours], forced_images[theirs]),
     }
+
+
+def unrelated_psnr(runs: dict) -> float:
+    """Median PSNR between the bf16 greedy images of neighbouring prompts."""
+    images = runs["bf16"]["images"]
+    return statistics.median(psnr(images[i], images[i + 1]) for i in range(len(images) - 1))
 
 
 def main() -> None:
@@ -113,19 +124,26 @@ def main() -> None:
             logits = {dtype: teacher_forced_logits(model_dir, runs["fp32"]["pipeline"], dtype,
                                                    prompt, reference_codes)
                       for dtype in DTYPES}
+            decode = runs["fp32"]["pipeline"].decode_tokens
+            forced_images = {dtype: decode(logits[dtype].argmax(-1)[None].astype(np.int32))[0]
+                             for dtype in DTYPES}
             for (ours, theirs), found in rows.items():
-                found.append(compare(runs, logits, index, ours, theirs))
+                found.append(compare(runs, logits, forced_images, index, ours, theirs))
         print(f"\n{'':14} {'same greedy':>11} {'first differing':>15} {'same argmax,':>12} "
-              f"{'mean |logit':>11} {'(fp32 logit':>11} {'image':>8}")
+              f"{'mean |logit':>11} {'(fp32 logit':>11} {'greedy':>8} {'same inputs':>12}")
         print(f"{'':14} {'tokens':>11} {'step':>15} {'same inputs':>12} {'error|':>11} "
-              f"{'std)':>11} {'PSNR':>8}")
+              f"{'std)':>11} {'PSNR':>8} {'PSNR':>12}")
         for (ours, theirs), found in rows.items():
             medians = {key: statistics.median(row[key] for row in found) for key in found[0]}
             print(f"{ours} vs {theirs}:  {medians['same_tokens']:>11.1%} "
                   f"{medians['first_difference']:>15.0f} {medians['same_argmax']:>12.1%} "
                   f"{medians['logit_error']:>11.5f} {medians['logit_std']:>11.5f} "
-                  f"{medians['psnr']:>5.1f} dB")
-        print(f"(medians over {len(prompts)} prompts, one greedy image each)")
+                  f"{medians['psnr']:>5.1f} dB {medians['forced_psnr']:>9.1f} dB")
+        if len(prompts) > 1:
+            print(f"{'unrelated:':14} {'':>11} {'':>15} {'':>12} {'':>11} {'':>11} "
+                  f"{unrelated_psnr(runs):>5.1f} dB")
+        print(f"(medians over {len(prompts)} prompts, one greedy image each; unrelated: two "
+              "prompts' bf16 images)")
 
 
 if __name__ == "__main__":

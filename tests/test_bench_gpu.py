@@ -18,7 +18,6 @@ from bench.decode_step_cost import WeightBytes, decoder_weight_counts, step_cost
 from minidalle.config import DalleBartConfig
 
 REPO = Path(__file__).resolve().parent.parent
-# Until the int8 branch is merged here: the lead switches this to "bf16 int8" after merging.
 SMOKE_DTYPES = ["bf16", "int8"]
 SMOKE_SHAPES = ["smoke-mini", "smoke-mega"]
 NUMBER = r"\d+(?:\.\d+)?"
