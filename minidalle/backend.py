@@ -29,7 +29,8 @@ class Backend:
 
     def prepare(self, config, params: dict):
         """(config, params) as this backend runs them; params are the unscanned numpy tree
-        (`checkpoint.unscan_layers`). Plain JAX reads the published layout as it is."""
+        (`checkpoint.unscan_layers`), the backend's own to change in place. Plain JAX reads
+        the published layout as it is."""
         return config, params
 
     def dense(self, x, kernels: Sequence, features: Sequence[int], dtype) -> list:

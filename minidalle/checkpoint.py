@@ -174,7 +174,9 @@ def save_params(folder: Path, params: dict) -> Path:
 def unscan_layers(params: dict, config: DalleBartConfig) -> dict:
     """Split the encoder's and the decoder's stacked layers into `FlaxBartEncoderLayer_{i}` and
     `FlaxBartDecoderLayer_{i}` subtrees (views): each layer's weights become buffers of their
-    own, which XLA reads in place (a scan would slice a copy of each layer first)."""
+    own, which XLA reads in place (a scan would slice a copy of each layer first). The tree is
+    new dicts all through, holding the same arrays: a backend may replace its leaves in place
+    (`Backend.prepare`) without touching `params`."""
     def unscan(part: str, stacked_name: str, layer_name: str, count: int) -> dict:
         stacked = params["model"][part]["layers"][stacked_name]
         layers = {f"{layer_name}_{i}": jax.tree.map(lambda a, i=i: a[i], stacked)
@@ -187,4 +189,4 @@ def unscan_layers(params: dict, config: DalleBartConfig) -> dict:
         "decoder": unscan("decoder", SCANNED_DECODER_LAYERS, "FlaxBartDecoderLayer",
                           config.decoder_layers),
     }
-    return {**params, "model": {**params["model"], **model}}
+    return jax.tree.map(lambda leaf: leaf, {**params, "model": {**params["model"], **model}})

@@ -101,11 +101,11 @@ class Pipeline:
         vqgan_dir = Path(vqgan_dir) if vqgan_dir is not None else model_dir / VQGAN_SUBFOLDER
         config = DalleBartConfig.load(model_dir).replace(
             **runtime_dtypes(dtype, jax.default_backend()))
-        params = load_params(model_dir, config)
+        config, params = cls.ready_weights(config, load_params(model_dir, config), backend)
         vqgan_config, vqgan_params = load_vqgan(vqgan_dir)
         tokenizer = PromptTokenizer(model_dir, config)
-        pipeline = cls.from_params(config, params, vqgan_config, vqgan_params, tokenizer,
-                                   backend, model_dir)
+        pipeline = cls(config, params, vqgan_config, jax.device_put(vqgan_params), tokenizer,
+                       model_dir)
         log.info("loaded %s (%s weights, %s backend) and %s in %.1f s", model_dir,
                  np.dtype(config.weight_dtype or config.dtype).name,
                  pipeline.config.backend.name, vqgan_dir,
@@ -116,9 +116,9 @@ class Pipeline:
     def from_params(cls, config: DalleBartConfig, params: dict, vqgan_config: VQGANConfig,
                     vqgan_params: dict, tokenizer: PromptTokenizer | None = None,
                     backend: str | Backend = "auto", model_dir: Path | None = None) -> Pipeline:
-        """From weights in memory (numpy, published layout, already in config.dtype). Without a
-        tokenizer, prompts must be token ids."""
-        config, params = cls.ready_weights(config, params, backend)
+        """From weights in memory (numpy, published layout, already in config.dtype), which
+        stay as the caller gave them. Without a tokenizer, prompts must be token ids."""
+        config, params = cls.ready_weights(config, dict(params), backend)
         return cls(config, params, vqgan_config, jax.device_put(vqgan_params), tokenizer,
                    model_dir)
 
@@ -126,11 +126,15 @@ class Pipeline:
     def ready_weights(config: DalleBartConfig, params: dict,
                       backend: str | Backend = "auto") -> tuple[DalleBartConfig, dict]:
         """(config, weights) as `backend` runs them, on the device: the transformer's part of
-        `from_params` (bench/bench_load_memory.py measures the host memory it takes)."""
+        `from_params`. It takes `params` over and leaves it empty, so the backend can free each
+        loaded tensor as it prepares its own form of it (the CPU kernels' packing): a loaded
+        model is never held twice (bench/bench_load_memory.py measures the host memory)."""
         if isinstance(backend, str):
             backend = backend_named(backend)
-        config, params = backend.prepare(config, unscan_layers(params, config))
-        return config, jax.device_put(params)
+        unscanned = unscan_layers(params, config)
+        params.clear()  # the stacked layers now live on only in `unscanned`'s views
+        config, unscanned = backend.prepare(config, unscanned)
+        return config, jax.device_put(unscanned)
 
     def encode(self, prompt) -> EncodedPrompt:
         """Text (normalised and tokenized) or ids [Te] (used as given, padded with <pad>)."""

@@ -1,6 +1,11 @@
 """The CPU backend as the model sees it: Dense layers that read the same x run as one kernel
 call once their kernels are packed, and the token loop is compiled without YNNPACK."""
 
+import copy
+import gc
+import itertools
+import weakref
+
 import numpy as np
 import pytest
 
@@ -23,9 +28,10 @@ PROMPT = "a painting of a fox in the snow"
 
 
 def packed(params):
-    """The module's params with every kernel packed, as `pack_for_cpu` packs a model's."""
-    return pack_for_cpu({"model": params, "lm_head": {"kernel": np.zeros((2, 2), np.float32)}})[
-        "model"]
+    """A copy of the module's params with every kernel packed, as `pack_for_cpu` packs a
+    model's (in place)."""
+    return pack_for_cpu({"model": copy.deepcopy(params),
+                         "lm_head": {"kernel": np.zeros((2, 2), np.float32)}})["model"]
 
 
 def kernel_calls(function, *args) -> int:
@@ -104,9 +110,8 @@ def test_int8_pipeline_streams_int8_panels_with_fp32_activations_and_a_bf16_cach
 
 def test_int8_on_the_cpu_kernels_gives_the_plain_backends_greedy_tokens(tiny_checkpoint,
                                                                           tiny_pipeline):
-    """The same int8 weights, the same tokens. With an fp32 KV cache: the plain backend's
-    attention over a bf16 cache rounds its probabilities to bf16 (`Backend.attend`) and the CPU
-    kernel's does not, so with a bf16 cache greedy tokens part on any weights, int8 or not."""
+    """The same int8 weights, the same tokens, here with an fp32 KV cache (tests/test_int8.py
+    has the bf16 one a pipeline gives int8)."""
     from minidalle.checkpoint import load_params
 
     config = DalleBartConfig.load(tiny_checkpoint).replace(dtype="fp32", weight_dtype="int8")
@@ -118,3 +123,63 @@ def test_int8_on_the_cpu_kernels_gives_the_plain_backends_greedy_tokens(tiny_che
         assert pipeline.config.backend.name == backend
         codes[backend] = pipeline.generate_tokens([PROMPT, "a cat"], seed=2, n=2, top_k=1)
     np.testing.assert_array_equal(codes["cpu"], codes["xla"])
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "int8"])
+def test_packing_frees_each_loaded_tensor_before_packing_the_next(tiny_checkpoint, dtype,
+                                                                   monkeypatch):
+    """Loading never holds the model packed and unpacked at once: `Pipeline.ready_weights` takes
+    the loaded tree over, packs each stacked tensor's layers together, and each tensor is gone
+    once they are."""
+    from minidalle.checkpoint import load_params
+    from minidalle.config import runtime_dtypes
+    from minidalle.cpu import matmul, packing
+
+    def kernels(tree):
+        return [*(model[name] for model, name in packing.leaf_slots(tree["model"])
+                  if name == "kernel"), tree["lm_head"]["kernel"]]
+
+    def buffer(kernel):
+        values = kernel.values if is_int8(kernel) else kernel
+        return values if values.base is None else values.base
+
+    config = DalleBartConfig.load(tiny_checkpoint).replace(**runtime_dtypes(dtype, "cpu"))
+    params = load_params(tiny_checkpoint, config)
+    loaded = {id(buffer(kernel)): weakref.ref(buffer(kernel))
+              for kernel in kernels(params)}
+    packed_buffers, alive_while_packing = [], []
+
+    def pack_and_count(kernel, allocate):
+        packed_buffers.append(id(buffer(kernel)))
+        gc.collect()
+        alive_while_packing.append(sum(ref() is not None for ref in loaded.values()))
+        return matmul_pack(kernel, allocate)
+
+    matmul_pack = packing.pack
+    monkeypatch.setattr(packing, "pack", pack_and_count)
+    _, weights = Pipeline.ready_weights(config, params, "cpu")
+    assert params == {}
+    assert set(packed_buffers) == set(loaded) and len(loaded) > 10
+    # one stacked tensor's slices after another: never two tensors half packed
+    assert len(list(itertools.groupby(packed_buffers))) == len(loaded)
+    unpacked_after = [len(set(packed_buffers[call:])) for call in range(len(packed_buffers))]
+    assert alive_while_packing == unpacked_after
+    gc.collect()
+    assert all(ref() is None for ref in loaded.values())
+    assert all(matmul.is_packed(kernel) for kernel in kernels(weights))
+
+
+def test_from_params_leaves_the_callers_weights_as_they_were(tiny_checkpoint, tiny_pipeline):
+    """Only `Pipeline.load` hands its freshly loaded tree over; a caller's own tree stays whole."""
+    from minidalle.checkpoint import load_params
+
+    config = DalleBartConfig.load(tiny_checkpoint).replace(dtype="bf16")
+    params = load_params(tiny_checkpoint, config)
+    leaves_before, structure_before = jax.tree.flatten(params)
+    pipeline = Pipeline.from_params(config, params, tiny_pipeline.vqgan_config,
+                                    tiny_pipeline.vqgan_params, tiny_pipeline.tokenizer,
+                                    backend="cpu")
+    assert pipeline.config.backend is CPU_KERNELS
+    leaves_after, structure_after = jax.tree.flatten(params)
+    assert structure_after == structure_before
+    assert all(after is before for after, before in zip(leaves_after, leaves_before, strict=True))
