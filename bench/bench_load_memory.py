@@ -97,7 +97,6 @@ def load_once(folder: Path, loader: str, dtype: str, backend: str) -> dict:
     final_bytes = sum(leaf.nbytes for leaf in jax.tree.leaves(params))
     loaded_peak_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     _, weights = Pipeline.ready_weights(config, params, backend)
-    del params
     jax.block_until_ready(weights)
     return {"loader": loader, "dtype": dtype, "backend": backend,
             "baseline_gb": baseline_bytes / GB, "final_gb": final_bytes / GB,
@@ -109,7 +108,7 @@ def load_once(folder: Path, loader: str, dtype: str, backend: str) -> dict:
 def estimated_peak_gb(file_gb: float, loader: str, dtype: str, backend: str) -> float:
     """A generous guess of a configuration's peak, to skip what cannot fit."""
     final_gb = file_gb / (2 if dtype == "bf16" else 3.5 if dtype == "int8" else 1)
-    copies = 2 if backend == "cpu" and dtype != "int8" else 1.3
+    copies = 1.3
     return (2 * file_gb if loader == "whole" else 0.1 * file_gb) + copies * final_gb + 1
 
 
