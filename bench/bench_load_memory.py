@@ -105,11 +105,10 @@ def load_once(folder: Path, loader: str, dtype: str, backend: str) -> dict:
             "load_seconds": load_seconds, "seconds": time.perf_counter() - started}
 
 
-def estimated_peak_gb(file_gb: float, loader: str, dtype: str, backend: str) -> float:
-    """A generous guess of a configuration's peak, to skip what cannot fit."""
+def estimated_peak_gb(file_gb: float, loader: str, dtype: str) -> float:
+    """A generous guess of a configuration's peak on either backend, to skip what cannot fit."""
     final_gb = file_gb / (2 if dtype == "bf16" else 3.5 if dtype == "int8" else 1)
-    copies = 1.3
-    return (2 * file_gb if loader == "whole" else 0.1 * file_gb) + copies * final_gb + 1
+    return (2 * file_gb if loader == "whole" else 0.1 * file_gb) + 1.3 * final_gb + 1
 
 
 def run_configuration(folder: Path, loader: str, dtype: str, backend: str) -> dict:
@@ -157,7 +156,7 @@ def main() -> None:
         for dtype in args.dtype:
             for backend in args.backend:
                 for loader in args.loader:
-                    need_gb = estimated_peak_gb(file_gb, loader, dtype, backend)
+                    need_gb = estimated_peak_gb(file_gb, loader, dtype)
                     available_gb = psutil.virtual_memory().available / GB
                     if need_gb > 0.9 * available_gb:
                         print(f"{loader:>9} {dtype:>5} {backend:>7}  skipped: may need "
